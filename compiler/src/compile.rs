@@ -1,0 +1,274 @@
+//! The whole pipeline over a set of files and folders: discovery, per-document checks, checks
+//! across documents, and the plan.
+
+use std::path::{Path, PathBuf};
+
+use sha2::{Digest, Sha256};
+
+use crate::diagnostics::{self, Diagnostic};
+use crate::files::{file_start, normalize, Files};
+use crate::model::{self, Api};
+use crate::plan::{Plan, PlanApi, SourceRef};
+use crate::rules;
+use crate::schema::SpecVersion;
+use crate::source::{FileId, Limits, Node};
+
+#[derive(Clone, Debug, Default)]
+pub struct Options {
+    /// Check plain AsyncAPI only (no gateway rules, no plan).
+    pub lint: bool,
+    /// Context for documents that name none (WSO2 keeps it outside the document).
+    pub context: Option<String>,
+    pub limits: Limits,
+}
+
+/// Everything one compilation produced.
+pub struct Compilation {
+    pub files: Files,
+    /// Sorted by file and position.
+    pub diagnostics: Vec<Diagnostic>,
+    /// Present when there are no errors and not linting.
+    pub plan: Option<Plan>,
+    /// The lowered documents, for the docs generator.
+    pub apis: Vec<Api>,
+    /// The documents found (files whose root has an `asyncapi` key).
+    pub documents: Vec<FileId>,
+}
+
+impl Compilation {
+    pub fn has_errors(&self) -> bool {
+        self.diagnostics.iter().any(Diagnostic::is_error)
+    }
+}
+
+/// A document found by discovery: its file, and the folder its plan path is relative to.
+struct Found {
+    path: PathBuf,
+    base: PathBuf,
+    explicit: bool,
+}
+
+/// Compiles every document under `inputs` (files or folders).
+pub fn compile(inputs: &[PathBuf], options: &Options) -> Compilation {
+    let mut files = Files::new(options.limits.clone());
+    let mut diags = Vec::new();
+    let mut found = Vec::new();
+    for input in inputs {
+        discover(input, &mut found, &mut diags, &mut files);
+    }
+    let mut documents = Vec::new();
+    let mut apis = Vec::new();
+    let mut plan_apis: Vec<(PlanApi, FileId)> = Vec::new();
+    for doc in &found {
+        let Some(id) = files.load(&doc.path, &mut diags) else {
+            continue;
+        };
+        let Some(root) = files.tree(id) else { continue };
+        if root.get("asyncapi").is_none() {
+            if doc.explicit {
+                diags.push(Diagnostic::error("asyncapi-missing", "this file has no `asyncapi` key, so it is not an AsyncAPI document")
+                    .with_help("add `asyncapi: 3.1.0` (or the version you write) at the top; files that are only `$ref` targets belong in a folder, not on the command line")
+                    .at(root.span, ""));
+            }
+            continue;
+        }
+        documents.push(id);
+        let Some(version) = check_version(root, &mut diags) else {
+            continue;
+        };
+        let Some(resolved) = crate::refs::resolve(&mut files, id, &mut diags) else {
+            continue;
+        };
+        crate::schema::validate(&resolved.root, version, &mut diags);
+        rules::asyncapi::check(&files, id, version, &resolved, &mut diags);
+        let api = model::lower(id, version, &resolved);
+        if !options.lint {
+            let project = crate::wso2::project_for(&mut files, &doc.path, &mut diags);
+            let source = SourceRef {
+                file: relative_display(&doc.path, &doc.base),
+                sha256: format!(
+                    "sha256:{:x}",
+                    Sha256::digest(files.sources.get(id).text.as_bytes())
+                ),
+            };
+            let cx = rules::gateway::Context {
+                fallback_context: options.context.as_deref(),
+                project: &project,
+                source,
+            };
+            if let Some(plan_api) = rules::gateway::check(&api, &cx, &mut diags) {
+                plan_apis.push((plan_api, id));
+            }
+        }
+        apis.push(api);
+    }
+    if !options.lint {
+        check_contexts_unique(&files, &plan_apis, &mut diags);
+    }
+    diagnostics::sort(&mut diags);
+    dedupe(&mut diags);
+    let plan = (!options.lint && !diags.iter().any(Diagnostic::is_error))
+        .then(|| Plan::new(plan_apis.into_iter().map(|(a, _)| a).collect()));
+    Compilation {
+        files,
+        diagnostics: diags,
+        plan,
+        apis,
+        documents,
+    }
+}
+
+fn dedupe(diags: &mut Vec<Diagnostic>) {
+    let mut seen = std::collections::HashSet::new();
+    diags.retain(|d| seen.insert((d.code, d.span.map(|s| (s.file, s.start)), d.message.clone())));
+}
+
+fn check_version(root: &Node, diags: &mut Vec<Diagnostic>) -> Option<SpecVersion> {
+    let node = root.get("asyncapi")?;
+    let text = match (&node.value, node.as_str()) {
+        (_, Some(s)) => s.to_string(),
+        (crate::source::NodeValue::Number(n), _) => {
+            diags.push(
+                Diagnostic::error(
+                    "asyncapi-version",
+                    format!(
+                        "`asyncapi: {n}` is a number; the version must be a string like \"3.1.0\""
+                    ),
+                )
+                .with_help(format!("write `asyncapi: '{n}.0'` with quotes"))
+                .at(node.span, "/asyncapi"),
+            );
+            return None;
+        }
+        _ => {
+            diags.push(
+                Diagnostic::error(
+                    "asyncapi-version",
+                    "`asyncapi` must be a version string like \"3.1.0\"",
+                )
+                .with_help("write `asyncapi: 3.1.0`")
+                .at(node.span, "/asyncapi"),
+            );
+            return None;
+        }
+    };
+    match SpecVersion::parse(&text) {
+        Some(v) => Some(v),
+        None => {
+            diags.push(Diagnostic::error("asyncapi-version", format!("AsyncAPI version `{text}` is not supported"))
+                .with_help("Portico reads AsyncAPI 2.0.0 to 2.6.0 and 3.0.0 to 3.1.0; convert older documents with `asyncapi convert`")
+                .at(node.span, "/asyncapi"));
+            None
+        }
+    }
+}
+
+/// Finds the documents under `input`. Folders are walked in sorted order; hidden entries are skipped
+/// (this also skips Kubernetes ConfigMap internals such as `..data` while following the symlinks
+/// that point into them).
+fn discover(input: &Path, found: &mut Vec<Found>, diags: &mut Vec<Diagnostic>, files: &mut Files) {
+    let input = normalize(input);
+    if input.is_dir() {
+        let mut stack = vec![input.clone()];
+        let mut visited = 0usize;
+        while let Some(dir) = stack.pop() {
+            visited += 1;
+            if visited > 10_000 {
+                break;
+            }
+            let Ok(entries) = std::fs::read_dir(&dir) else {
+                continue;
+            };
+            let mut entries: Vec<PathBuf> =
+                entries.filter_map(|e| e.ok().map(|e| e.path())).collect();
+            entries.sort();
+            let mut subdirs = Vec::new();
+            for path in entries {
+                let name = path
+                    .file_name()
+                    .and_then(|n| n.to_str())
+                    .unwrap_or_default();
+                if name.starts_with('.') || name == "node_modules" || name == "target" {
+                    continue;
+                }
+                if path.is_dir() {
+                    subdirs.push(path);
+                } else if is_spec_name(name) {
+                    found.push(Found {
+                        path: normalize(&path),
+                        base: input.clone(),
+                        explicit: false,
+                    });
+                }
+            }
+            subdirs.reverse();
+            stack.extend(subdirs);
+        }
+    } else if input.is_file() {
+        let base = input.parent().map(Path::to_path_buf).unwrap_or_default();
+        found.push(Found {
+            path: input,
+            base,
+            explicit: true,
+        });
+    } else {
+        let id = files.sources.add(input.clone(), String::new());
+        diags.push(
+            Diagnostic::error(
+                "input-unreadable",
+                format!("`{}` does not exist", input.display()),
+            )
+            .with_help("pass spec files or folders that hold them")
+            .at(file_start(id), ""),
+        );
+    }
+}
+
+fn is_spec_name(name: &str) -> bool {
+    let lower = name.to_ascii_lowercase();
+    lower.ends_with(".yaml") || lower.ends_with(".yml") || lower.ends_with(".json")
+}
+
+fn relative_display(path: &Path, base: &Path) -> String {
+    let rel = path.strip_prefix(base).unwrap_or(path);
+    rel.components()
+        .map(|c| c.as_os_str().to_string_lossy().into_owned())
+        .collect::<Vec<_>>()
+        .join("/")
+}
+
+/// Contexts (after `{version}` substitution) must be unique across the folder, and so must default
+/// contexts.
+fn check_contexts_unique(files: &Files, apis: &[(PlanApi, FileId)], diags: &mut Vec<Diagnostic>) {
+    for (i, (api, id)) in apis.iter().enumerate() {
+        for (other, other_id) in &apis[..i] {
+            let clash = if api.context == other.context {
+                Some(api.context.clone())
+            } else if api.default_context.is_some() && api.default_context == other.default_context
+            {
+                Some(format!(
+                    "{} (default version)",
+                    api.default_context.clone().unwrap_or_default()
+                ))
+            } else {
+                None
+            };
+            if let Some(path) = clash {
+                let span = files
+                    .tree(*id)
+                    .and_then(|r| {
+                        r.get("x-gateway")
+                            .and_then(|g| g.get("context"))
+                            .map(|n| n.span)
+                            .or(Some(r.span))
+                    })
+                    .unwrap_or(file_start(*id));
+                diags.push(Diagnostic::error("gateway-context-duplicate", format!(
+                    "`{}` and `{}` both serve `{path}`",
+                    files.path(*id).display(), files.path(*other_id).display()))
+                    .with_help("give each API (or each version of it) its own context; at most one version may be the default")
+                    .at(span, "/x-gateway/context"));
+            }
+        }
+    }
+}

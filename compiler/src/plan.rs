@@ -1,0 +1,373 @@
+//! The routing plan: the only contract between the compiler and the runtime.
+//!
+//! One JSON document, versioned by [`PLAN_VERSION`], byte-identical for the same input (APIs and
+//! routes are sorted, maps are ordered, paths are relative to the compiled folder), carrying a
+//! SHA-256 of its own content so that logs, metrics and docs can name the plan they belong to.
+//! The format is documented in `docs/plan-format.md` and by `docs/plan.schema.json`.
+//!
+//! ```
+//! use portico_compiler::plan::{Plan, PLAN_VERSION};
+//! let plan = Plan::new(vec![]);
+//! assert_eq!(plan.plan_version, PLAN_VERSION);
+//! let again = Plan::from_json(&plan.to_json()).unwrap();
+//! assert_eq!(again.hash, plan.hash);
+//! ```
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+
+/// Bumped on every change a runtime of the previous version could misread.
+pub const PLAN_VERSION: u32 = 1;
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Plan {
+    pub plan_version: u32,
+    /// `sha256:<hex>` of the plan serialized with an empty `hash`.
+    pub hash: String,
+    pub apis: Vec<PlanApi>,
+}
+
+#[derive(Copy, Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum Lifecycle {
+    Created,
+    Prototyped,
+    Published,
+    Deprecated,
+    Blocked,
+    Retired,
+}
+
+impl Lifecycle {
+    pub const NAMES: [&'static str; 6] = [
+        "CREATED",
+        "PROTOTYPED",
+        "PUBLISHED",
+        "DEPRECATED",
+        "BLOCKED",
+        "RETIRED",
+    ];
+
+    /// Parses WSO2's names, case-insensitively (apictl writes `Published` in some versions).
+    pub fn parse(text: &str) -> Option<Lifecycle> {
+        Some(match text.to_ascii_uppercase().as_str() {
+            "CREATED" => Lifecycle::Created,
+            "PROTOTYPED" => Lifecycle::Prototyped,
+            "PUBLISHED" => Lifecycle::Published,
+            "DEPRECATED" => Lifecycle::Deprecated,
+            "BLOCKED" => Lifecycle::Blocked,
+            "RETIRED" => Lifecycle::Retired,
+            _ => return None,
+        })
+    }
+
+    pub fn as_str(self) -> &'static str {
+        Self::NAMES[self as usize]
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct PlanApi {
+    /// URL- and file-safe name derived from the title (`Chat API` → `chat-api`).
+    pub name: String,
+    pub title: String,
+    pub version: String,
+    /// The context with `{version}` substituted: every route of this API starts with it.
+    pub context: String,
+    /// The context as written (may contain `{version}`).
+    pub context_template: String,
+    /// With `defaultVersion`: the context clients use without a version.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub default_context: Option<String>,
+    pub lifecycle: Lifecycle,
+    pub endpoints: Endpoints,
+    #[serde(default, skip_serializing_if = "ApiLimits::is_empty")]
+    pub limits: ApiLimits,
+    pub source: SourceRef,
+    pub routes: Vec<Route>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Endpoints {
+    /// `ws://…`, `wss://…`, `echo:` or `mock:`; never ends with `/`.
+    pub production: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sandbox: Option<String>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ApiLimits {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_message_bytes: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_frame_bytes: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_connections: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub idle_timeout_seconds: Option<u64>,
+}
+
+impl ApiLimits {
+    pub fn is_empty(&self) -> bool {
+        *self == ApiLimits::default()
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct SourceRef {
+    /// Path of the spec, relative to the folder that was compiled, with `/` separators.
+    pub file: String,
+    /// `sha256:<hex>` of the spec file's bytes.
+    pub sha256: String,
+}
+
+/// How specific a route is; routes are matched most specific first.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum RouteKind {
+    /// Every segment is literal.
+    Literal,
+    /// Some segments are `{parameters}`.
+    Template,
+    /// Ends with `*` (WSO2's default topic `/*`): matches any remaining path.
+    Wildcard,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Route {
+    /// The channel address after the context (`/rooms/{roomId}`).
+    pub topic: String,
+    /// The full public path pattern (`/chat/1.0.0/rooms/{roomId}`).
+    pub pattern: String,
+    pub kind: RouteKind,
+    /// Path of the backend URL after the endpoint, with `{name}` placeholders (always
+    /// percent-encoded on substitution) and `{*}` for a wildcard's remainder.
+    pub backend_path: String,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub parameters: Vec<RouteParameter>,
+    /// Ids of the channels merged into this route (several channels may share one address).
+    pub channels: Vec<String>,
+    pub messages: RouteMessages,
+    /// Scopes a credential needs for this route (union over its operations).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub scopes: Vec<String>,
+    pub auth: RouteAuth,
+}
+
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum RouteAuth {
+    /// A credential is required (WSO2 `x-auth-type: Any`, the default).
+    Required,
+    /// Open (WSO2 `x-auth-type: None`).
+    None,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RouteParameter {
+    pub name: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub schema: Option<Value>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RouteMessages {
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub client_to_server: Vec<PlanMessage>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub server_to_client: Vec<PlanMessage>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct PlanMessage {
+    pub name: String,
+    /// The payload's JSON Schema with every `$ref` resolved (absent for non-JSON-Schema formats).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub schema: Option<Value>,
+    /// Examples from the spec, for the built-in mock backend.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub examples: Vec<Value>,
+}
+
+/// Why a plan file could not be loaded.
+#[derive(Debug)]
+pub enum PlanError {
+    Json(serde_json::Error),
+    Version(u32),
+    Hash { stated: String, actual: String },
+}
+
+impl std::fmt::Display for PlanError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            PlanError::Json(e) => write!(f, "not a valid plan: {e}"),
+            PlanError::Version(v) => write!(
+                f,
+                "plan version {v} is not supported (this build reads version {PLAN_VERSION}); recompile the specs"
+            ),
+            PlanError::Hash { stated, actual } => write!(
+                f,
+                "the plan's hash {stated} does not match its content ({actual}): it was edited by hand or truncated"
+            ),
+        }
+    }
+}
+
+impl std::error::Error for PlanError {}
+
+impl Plan {
+    /// Builds a plan, sorting APIs by context so that the output is deterministic.
+    pub fn new(mut apis: Vec<PlanApi>) -> Plan {
+        apis.sort_by(|a, b| a.context.cmp(&b.context).then(a.version.cmp(&b.version)));
+        let mut plan = Plan {
+            plan_version: PLAN_VERSION,
+            hash: String::new(),
+            apis,
+        };
+        plan.hash = plan.compute_hash();
+        plan
+    }
+
+    fn compute_hash(&self) -> String {
+        let mut unhashed = self.clone();
+        unhashed.hash = String::new();
+        let bytes = serde_json::to_vec(&unhashed).expect("plan serializes");
+        format!("sha256:{:x}", Sha256::digest(&bytes))
+    }
+
+    /// Pretty JSON with a trailing newline: the artifact written to `plan.json`.
+    pub fn to_json(&self) -> String {
+        let mut s = serde_json::to_string_pretty(self).expect("plan serializes");
+        s.push('\n');
+        s
+    }
+
+    /// Reads a plan, checking its version and that its hash matches its content.
+    pub fn from_json(text: &str) -> Result<Plan, PlanError> {
+        let value: Value = serde_json::from_str(text).map_err(PlanError::Json)?;
+        let version = value
+            .get("planVersion")
+            .and_then(Value::as_u64)
+            .unwrap_or(0) as u32;
+        if version != PLAN_VERSION {
+            return Err(PlanError::Version(version));
+        }
+        let plan: Plan = serde_json::from_value(value).map_err(PlanError::Json)?;
+        let actual = plan.compute_hash();
+        if actual != plan.hash {
+            return Err(PlanError::Hash {
+                stated: plan.hash,
+                actual,
+            });
+        }
+        Ok(plan)
+    }
+}
+
+/// `Chat API` → `chat-api`: lowercase ASCII letters and digits joined by single dashes.
+pub fn slug(title: &str) -> String {
+    let mut out = String::new();
+    for c in title.chars() {
+        if c.is_ascii_alphanumeric() {
+            out.push(c.to_ascii_lowercase());
+        } else if !out.ends_with('-') && !out.is_empty() {
+            out.push('-');
+        }
+    }
+    while out.ends_with('-') {
+        out.pop();
+    }
+    if out.is_empty() {
+        out.push_str("api");
+    }
+    out
+}
+
+/// The kind of a path pattern (`/a/{b}` → template).
+pub fn route_kind(pattern: &str) -> RouteKind {
+    if pattern.ends_with("/*") || pattern == "*" {
+        RouteKind::Wildcard
+    } else if pattern.contains('{') {
+        RouteKind::Template
+    } else {
+        RouteKind::Literal
+    }
+}
+
+/// The shape of a pattern with parameter names erased (`/a/{x}` and `/a/{y}` are one route).
+pub fn route_shape(pattern: &str) -> String {
+    pattern
+        .split('/')
+        .map(|seg| {
+            if seg.starts_with('{') && seg.ends_with('}') {
+                "{}"
+            } else {
+                seg
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("/")
+}
+
+/// The order routes are matched in: literal before template before wildcard; more segments first;
+/// then alphabetical, for determinism.
+pub fn route_order(a: &Route, b: &Route) -> std::cmp::Ordering {
+    let segments = |r: &Route| r.pattern.split('/').count();
+    let literal_segments = |r: &Route| {
+        r.pattern
+            .split('/')
+            .filter(|s| !s.contains('{') && *s != "*")
+            .count()
+    };
+    a.kind
+        .cmp(&b.kind)
+        .then(segments(b).cmp(&segments(a)))
+        .then(literal_segments(b).cmp(&literal_segments(a)))
+        .then(a.pattern.cmp(&b.pattern))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn slugs() {
+        assert_eq!(slug("Chat API"), "chat-api");
+        assert_eq!(slug("  Kraken — WebSockets  "), "kraken-websockets");
+        assert_eq!(slug("!!!"), "api");
+    }
+
+    #[test]
+    fn a_tampered_plan_is_refused() {
+        let plan = Plan::new(vec![]);
+        let text = plan.to_json().replace("\"apis\": []", "\"apis\": [ ]");
+        assert!(Plan::from_json(&text).is_ok(), "whitespace does not matter");
+        let tampered = plan.to_json().replace(&plan.hash, "sha256:00");
+        assert!(matches!(
+            Plan::from_json(&tampered),
+            Err(PlanError::Hash { .. })
+        ));
+        let old = plan
+            .to_json()
+            .replace("\"planVersion\": 1", "\"planVersion\": 0");
+        assert!(matches!(Plan::from_json(&old), Err(PlanError::Version(0))));
+    }
+
+    #[test]
+    fn kinds_and_shapes() {
+        assert_eq!(route_kind("/c/1/rooms"), RouteKind::Literal);
+        assert_eq!(route_kind("/c/1/rooms/{id}"), RouteKind::Template);
+        assert_eq!(route_kind("/c/1/*"), RouteKind::Wildcard);
+        assert_eq!(route_shape("/a/{x}/b"), route_shape("/a/{y}/b"));
+    }
+}

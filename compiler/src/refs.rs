@@ -1,0 +1,371 @@
+//! `$ref` resolution across files.
+//!
+//! [`resolve`] returns the document with every resolvable `$ref` replaced by a copy of its target.
+//! Copied nodes keep the spans of their definition, so a problem found in a referenced message points
+//! into the file and line where that message is written, not at the `$ref`.
+//!
+//! * A `$ref` whose target is one of its own ancestors (a recursive schema such as a tree) is a
+//!   legitimate cycle: it is left in place as a `$ref`, which both JSON Schema and AsyncAPI accept.
+//! * A chain of `$ref`s that leads back to itself without ever reaching a value (`a → b → a`) has no
+//!   meaning: it is reported as `ref-cycle` with the whole chain.
+//! * Remote (`http://`, `https://`) references are refused with `ref-remote`: the compiler runs in CI,
+//!   offline, and does no network I/O by design.
+//! * Expansion is bounded ([`Limits::max_nodes`](crate::source::Limits)) so that references cannot be
+//!   used to build an exponentially large document.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use crate::diagnostics::Diagnostic;
+use crate::files::Files;
+use crate::source::{unescape_pointer_token, FileId, Node, NodeValue};
+
+/// Where a reference points: a file and a JSON pointer inside it.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Target {
+    pub file: FileId,
+    pub pointer: String,
+}
+
+/// The deepest the resolved tree may become through nested references.
+const MAX_RESOLVED_DEPTH: usize = 512;
+
+/// A document with its references replaced by their targets.
+pub struct Resolved {
+    pub root: Node,
+    /// For every node copied from a reference target: where that target is defined, keyed by the
+    /// node's span start. Lets later stages name a message after its component key, or tell which
+    /// channel an AsyncAPI 3 operation's resolved `channel` is.
+    pub origins: HashMap<(FileId, usize), Target>,
+}
+
+impl Resolved {
+    /// Where `node` was defined, if it was reached through a reference.
+    pub fn origin(&self, node: &Node) -> Option<&Target> {
+        self.origins.get(&(node.span.file, node.span.start))
+    }
+}
+
+/// Resolves every `$ref` in the document rooted at `root` (which lives in `file`).
+pub fn resolve(files: &mut Files, file: FileId, diags: &mut Vec<Diagnostic>) -> Option<Resolved> {
+    let root = files.tree(file)?.clone();
+    let mut resolver = Resolver {
+        files,
+        diags,
+        stack: Vec::new(),
+        budget: 0,
+        reported_budget: false,
+        origins: HashMap::new(),
+    };
+    resolver.stack.push(Target {
+        file,
+        pointer: String::new(),
+    });
+    let root = resolver.expand(&root, "", 0);
+    Some(Resolved {
+        root,
+        origins: resolver.origins,
+    })
+}
+
+/// If `node` is a Reference Object (`{$ref: "..."}`), its reference string.
+pub fn ref_of(node: &Node) -> Option<&Node> {
+    let r = node.get("$ref")?;
+    r.as_str().map(|_| r)
+}
+
+struct Resolver<'a> {
+    files: &'a mut Files,
+    diags: &'a mut Vec<Diagnostic>,
+    /// Targets being expanded (ancestors of the current node), to tell recursion from a chain cycle.
+    stack: Vec<Target>,
+    budget: usize,
+    reported_budget: bool,
+    origins: HashMap<(FileId, usize), Target>,
+}
+
+impl Resolver<'_> {
+    /// `pointer` is the JSON pointer of `node` in the resolved document, for diagnostics.
+    fn expand(&mut self, node: &Node, pointer: &str, depth: usize) -> Node {
+        self.budget += 1;
+        if depth > MAX_RESOLVED_DEPTH || self.over_budget(node, pointer) {
+            return node.clone();
+        }
+        if let Some(reference) = ref_of(node) {
+            return self.expand_ref(node, reference, pointer, depth);
+        }
+        let value = match &node.value {
+            NodeValue::Seq(items) => NodeValue::Seq(
+                items
+                    .iter()
+                    .enumerate()
+                    .map(|(i, item)| self.expand(item, &format!("{pointer}/{i}"), depth + 1))
+                    .collect(),
+            ),
+            NodeValue::Map(entries) => NodeValue::Map(
+                entries
+                    .iter()
+                    .map(|(k, v)| {
+                        let child =
+                            format!("{pointer}/{}", crate::source::escape_pointer_token(&k.name));
+                        (k.clone(), self.expand(v, &child, depth + 1))
+                    })
+                    .collect(),
+            ),
+            other => other.clone(),
+        };
+        Node {
+            value,
+            span: node.span,
+        }
+    }
+
+    fn over_budget(&mut self, node: &Node, pointer: &str) -> bool {
+        if self.budget <= self.files.limits.max_nodes {
+            return false;
+        }
+        if !self.reported_budget {
+            self.reported_budget = true;
+            self.diags.push(
+                Diagnostic::error(
+                    "ref-expansion-too-large",
+                    format!(
+                        "resolving `$ref`s makes this document larger than {} nodes",
+                        self.files.limits.max_nodes
+                    ),
+                )
+                .with_help(
+                    "references nest too many times over; reference shared parts fewer times",
+                )
+                .at(node.span, pointer),
+            );
+        }
+        true
+    }
+
+    fn expand_ref(&mut self, node: &Node, reference: &Node, pointer: &str, depth: usize) -> Node {
+        // Follow the chain of pure references until a value is reached.
+        let mut chain: Vec<Target> = Vec::new();
+        let mut current_ref = reference.clone();
+        let mut from_file = node.span.file;
+        loop {
+            let ref_pointer = format!("{pointer}/$ref");
+            let target = match self.locate(&current_ref, from_file, &ref_pointer) {
+                Some(t) => t,
+                None => return node.clone(),
+            };
+            if chain.contains(&target) {
+                chain.push(target);
+                let shown: Vec<String> = chain.iter().map(|t| self.describe(t)).collect();
+                self.diags.push(
+                    Diagnostic::error(
+                        "ref-cycle",
+                        format!(
+                            "these `$ref`s point at each other and never reach a value: {}",
+                            shown.join(" → ")
+                        ),
+                    )
+                    .with_help("make one of them point at an actual definition")
+                    .at(reference.span, ref_pointer),
+                );
+                return node.clone();
+            }
+            if self.stack.contains(&target) {
+                // Recursion through an ancestor (a recursive schema): keep the reference.
+                return node.clone();
+            }
+            chain.push(target.clone());
+            let Some(target_node) = self.lookup(&target) else {
+                let shown = self.describe(&target);
+                let hint = self.did_you_mean(&target);
+                self.diags.push(
+                    Diagnostic::error(
+                        "ref-unresolved",
+                        format!("this `$ref` points at `{shown}`, which does not exist"),
+                    )
+                    .with_help(hint)
+                    .at(current_ref.span, ref_pointer),
+                );
+                return node.clone();
+            };
+            if let Some(next) = ref_of(&target_node) {
+                from_file = target_node.span.file;
+                current_ref = next.clone();
+                continue;
+            }
+            self.origins.insert(
+                (target_node.span.file, target_node.span.start),
+                target.clone(),
+            );
+            let depth_before = self.stack.len();
+            self.stack.extend(chain);
+            let expanded = self.expand(&target_node, pointer, depth + 1);
+            self.stack.truncate(depth_before);
+            return expanded;
+        }
+    }
+
+    /// Turns a `$ref` string into a target, loading the file it names. Reports what it cannot.
+    fn locate(&mut self, reference: &Node, from_file: FileId, ref_pointer: &str) -> Option<Target> {
+        let text = reference.as_str()?;
+        let (file_part, fragment) = match text.split_once('#') {
+            Some((f, frag)) => (f, frag),
+            None => (text, ""),
+        };
+        let lower = file_part.to_ascii_lowercase();
+        if lower.starts_with("http://") || lower.starts_with("https://") {
+            self.diags.push(
+                Diagnostic::error(
+                    "ref-remote",
+                    format!("remote `$ref` `{text}` cannot be resolved: the compiler works offline and never fetches URLs"),
+                )
+                .with_help("download the referenced document into the specs folder and refer to it by relative path (e.g. `./common/messages.yaml#/...`)")
+                .at(reference.span, ref_pointer),
+            );
+            return None;
+        }
+        if file_part.contains("://") {
+            self.diags.push(
+                Diagnostic::error(
+                    "ref-unsupported",
+                    format!("`$ref` `{text}` uses a URL scheme the compiler does not read"),
+                )
+                .with_help("use a local reference (`#/components/...`) or a relative file path")
+                .at(reference.span, ref_pointer),
+            );
+            return None;
+        }
+        if !fragment.is_empty() && !fragment.starts_with('/') {
+            self.diags.push(
+                Diagnostic::error(
+                    "ref-invalid",
+                    format!("the fragment of `$ref` `{text}` is not a JSON pointer"),
+                )
+                .with_help("write the fragment as a JSON pointer, e.g. `#/components/messages/chatMessage`")
+                .at(reference.span, ref_pointer),
+            );
+            return None;
+        }
+        let fragment = percent_encoding::percent_decode_str(fragment)
+            .decode_utf8_lossy()
+            .into_owned();
+        let file = if file_part.is_empty() {
+            from_file
+        } else {
+            let base: PathBuf = self
+                .files
+                .path(from_file)
+                .parent()
+                .map(Path::to_path_buf)
+                .unwrap_or_default();
+            let path = base.join(
+                percent_encoding::percent_decode_str(file_part)
+                    .decode_utf8_lossy()
+                    .as_ref(),
+            );
+            let mut load_diags = Vec::new();
+            let id = self.files.load(&path, &mut load_diags)?;
+            for d in load_diags {
+                // A referenced file that cannot be read is reported at the `$ref`, where it is fixed.
+                if d.code == "input-unreadable" {
+                    self.diags.push(
+                        Diagnostic::error(
+                            "ref-unresolved",
+                            format!("this `$ref` names `{}`, which cannot be read", path.display()),
+                        )
+                        .with_help("check the relative path; it is resolved from the folder of the file that holds the `$ref`")
+                        .at(reference.span, ref_pointer),
+                    );
+                    return None;
+                }
+                if !self
+                    .diags
+                    .iter()
+                    .any(|e| e.span == d.span && e.code == d.code)
+                {
+                    self.diags.push(d);
+                }
+            }
+            id
+        };
+        Some(Target {
+            file,
+            pointer: fragment,
+        })
+    }
+
+    fn lookup(&self, target: &Target) -> Option<Node> {
+        self.files
+            .tree(target.file)?
+            .pointer(&target.pointer)
+            .cloned()
+    }
+
+    fn describe(&self, target: &Target) -> String {
+        format!(
+            "{}#{}",
+            self.files.path(target.file).display(),
+            target.pointer
+        )
+    }
+
+    /// Names the existing siblings of a missing target, which usually reveals the typo.
+    fn did_you_mean(&self, target: &Target) -> String {
+        let (parent, last) = target
+            .pointer
+            .rsplit_once('/')
+            .unwrap_or(("", &target.pointer));
+        let siblings: Vec<String> = self
+            .files
+            .tree(target.file)
+            .and_then(|t| t.pointer(parent))
+            .map(|p| p.entries().map(|(k, _)| k.name.clone()).collect())
+            .unwrap_or_default();
+        let last = unescape_pointer_token(last);
+        match crate::suggest::closest(&last, siblings.iter().map(String::as_str)) {
+            Some(best) => format!("did you mean `{best}`? (defined under `{parent}`)"),
+            None if !siblings.is_empty() => format!(
+                "`{parent}` defines: {}",
+                siblings
+                    .iter()
+                    .take(10)
+                    .map(|s| format!("`{s}`"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+            None => "check the path and the pointer after `#`".to_string(),
+        }
+    }
+}
+
+/// The target of a reference node in the raw (unresolved) tree of `file`, following chains of
+/// references. Used by rules that compare *where* references point (AsyncAPI 3 operations must use
+/// their channel's messages).
+pub fn target_of(files: &Files, node: &Node) -> Option<Target> {
+    let mut reference = ref_of(node)?.as_str()?.to_string();
+    let mut file = node.span.file;
+    for _ in 0..32 {
+        let (file_part, fragment) = reference
+            .split_once('#')
+            .unwrap_or((reference.as_str(), ""));
+        if !file_part.is_empty() {
+            let base = files
+                .path(file)
+                .parent()
+                .map(Path::to_path_buf)
+                .unwrap_or_default();
+            file = files
+                .sources
+                .lookup(&crate::files::normalize(&base.join(file_part)))?;
+        }
+        let pointer = percent_encoding::percent_decode_str(fragment)
+            .decode_utf8_lossy()
+            .into_owned();
+        let target_node = files.tree(file)?.pointer(&pointer)?;
+        match ref_of(target_node).and_then(Node::as_str) {
+            Some(next) => reference = next.to_string(),
+            None => return Some(Target { file, pointer }),
+        }
+    }
+    None
+}
