@@ -1,1 +1,141 @@
-fn main() {}
+//! `runtime`: serve AsyncAPI-described WebSocket APIs (see `runtime --help`, docs/runtime.md).
+
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+use clap::Parser;
+use portico_runtime::config::{Config, LogFormat};
+use portico_runtime::relay::CloseCommand;
+use portico_runtime::reload::{self, Source};
+use portico_runtime::{admin, server, Gateway};
+use tokio::net::TcpListener;
+use tracing::{error, info};
+
+fn main() -> ExitCode {
+    let config = Config::parse();
+    init_logging(config.log_format);
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    runtime.block_on(run(config))
+}
+
+fn init_logging(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("PORTICO_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Json => builder.json().init(),
+        LogFormat::Pretty => builder.with_target(false).init(),
+    }
+}
+
+async fn run(config: Config) -> ExitCode {
+    let source = match &config.plan {
+        Some(plan) => Source::PlanFile(plan.clone()),
+        None => Source::Specs {
+            paths: config.specs.clone(),
+            context: config.context.clone(),
+        },
+    };
+    let watch = config.watch;
+    let gateway = match Gateway::new(config) {
+        Ok(g) => g,
+        Err(e) => {
+            error!("{e}");
+            return ExitCode::from(2);
+        }
+    };
+    let plan = {
+        let src = source.clone();
+        match tokio::task::spawn_blocking(move || reload::load(&src)).await {
+            Ok(Ok(plan)) => plan,
+            Ok(Err(problems)) => {
+                error!("cannot serve: the specs have errors\n{problems}");
+                return ExitCode::from(1);
+            }
+            Err(e) => {
+                error!("the compiler panicked: {e}");
+                return ExitCode::from(1);
+            }
+        }
+    };
+    reload::apply(&gateway, &plan);
+    let listener = match TcpListener::bind(gateway.config.listen).await {
+        Ok(l) => l,
+        Err(e) => {
+            error!("cannot listen on {}: {e}", gateway.config.listen);
+            return ExitCode::from(2);
+        }
+    };
+    let admin_listener = match TcpListener::bind(gateway.config.admin_listen).await {
+        Ok(l) => l,
+        Err(e) => {
+            error!(
+                "cannot listen on {} (admin): {e}",
+                gateway.config.admin_listen
+            );
+            return ExitCode::from(2);
+        }
+    };
+    info!(
+        listen = %listener.local_addr().map(|a| a.to_string()).unwrap_or_default(),
+        admin = %admin_listener.local_addr().map(|a| a.to_string()).unwrap_or_default(),
+        hash = %plan.hash,
+        apis = plan.apis.len(),
+        "serving"
+    );
+    for api in &plan.apis {
+        info!(api = %api.title, version = %api.version, context = %api.context, lifecycle = api.lifecycle.as_str(), routes = api.routes.len(), "api");
+    }
+    tokio::spawn(admin::serve(gateway.clone(), admin_listener));
+    if watch {
+        let (g, s) = (gateway.clone(), source.clone());
+        tokio::spawn(async move {
+            if let Err(e) = reload::watch(g, s).await {
+                error!("{e}; specs will not be reloaded");
+            }
+        });
+    }
+    server::serve(gateway.clone(), listener, shutdown_signal()).await;
+
+    // Drain: refuse new handshakes, ask every connection to close, wait up to the drain timeout.
+    let _ = gateway.shutting_down.send(true);
+    let open = gateway.connections.count();
+    info!(open, "shutting down: closing connections");
+    gateway
+        .connections
+        .close_where(|_, _| Some(CloseCommand::new(1001, "server shutting down")));
+    let deadline = Instant::now() + gateway.config.drain_timeout();
+    while gateway.connections.count() > 0 && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let left = gateway.connections.count();
+    if left > 0 {
+        info!(left, "drain timeout: dropping the remaining connections");
+    } else {
+        info!("all connections closed");
+    }
+    ExitCode::SUCCESS
+}
+
+async fn shutdown_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = match signal(SignalKind::terminate()) {
+        Ok(s) => s,
+        Err(_) => return std::future::pending().await,
+    };
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = tokio::signal::ctrl_c() => {}
+    }
+}

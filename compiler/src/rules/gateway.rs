@@ -350,6 +350,7 @@ fn endpoint_from_text(
         None => {
             let names: Vec<&str> = api.servers.iter().map(|s| s.name.as_str()).collect();
             let help = match crate::suggest::closest(text, names.iter().copied()) {
+                _ if text == "echo" || text == "mock" => format!("for the built-in backend write `'{text}:'` (with the colon, in quotes)"),
                 Some(best) => format!("did you mean the server `{best}`?"),
                 None => "give a `ws://` or `wss://` URL, `echo:`, `mock:`, or the name of a server in `servers`".to_string(),
             };

@@ -1,0 +1,170 @@
+//! Opening the backend side of a connection: `ws://`, `wss://` (rustls), or a built-in backend.
+//!
+//! The gateway connects to the backend *before* it answers the client's upgrade, so that a client
+//! never holds a socket that leads nowhere: an unreachable backend becomes HTTP 502, a slow one 504.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::io::DuplexStream;
+use tokio::net::TcpStream;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::handshake::client::Request;
+use tokio_tungstenite::tungstenite::http::{HeaderName, HeaderValue};
+use tokio_tungstenite::tungstenite::protocol::{Role, WebSocketConfig};
+use tokio_tungstenite::{Connector, MaybeTlsStream, WebSocketStream};
+
+use crate::builtin;
+use portico_compiler::plan::Route;
+
+/// A connected backend, remote or in-process.
+pub enum BackendSocket {
+    Remote(WebSocketStream<MaybeTlsStream<TcpStream>>),
+    Builtin(WebSocketStream<DuplexStream>),
+}
+
+pub struct Connected {
+    pub socket: BackendSocket,
+    /// The subprotocol the backend chose, returned to the client.
+    pub protocol: Option<String>,
+}
+
+#[derive(Debug)]
+pub enum ConnectError {
+    /// Refused, reset, DNS failure, TLS failure: HTTP 502.
+    Unreachable(String),
+    /// No answer in time: HTTP 504.
+    Timeout,
+    /// The backend answered the upgrade with an HTTP status: HTTP 502, saying which.
+    Rejected(u16),
+}
+
+impl ConnectError {
+    pub fn status(&self) -> u16 {
+        match self {
+            ConnectError::Timeout => 504,
+            _ => 502,
+        }
+    }
+
+    /// A short reason for the client and the log; never contains the backend URL (internal).
+    pub fn reason(&self) -> String {
+        match self {
+            ConnectError::Unreachable(why) => format!("backend unreachable: {why}"),
+            ConnectError::Timeout => "backend did not answer in time".to_string(),
+            ConnectError::Rejected(status) => {
+                format!("backend refused the connection (HTTP {status})")
+            }
+        }
+    }
+}
+
+/// What the backend connection needs from the handshake.
+pub struct BackendRequest<'a> {
+    pub url: &'a str,
+    pub headers: Vec<(String, String)>,
+    /// The client's `Sec-WebSocket-Protocol` offer, passed on as is.
+    pub protocols: Option<&'a str>,
+    pub route: &'a Route,
+}
+
+/// Builds the TLS configuration for `wss://` backends: webpki roots plus an optional private CA.
+pub fn tls_config(extra_ca_pem: Option<&[u8]>) -> Result<Arc<rustls::ClientConfig>, String> {
+    let mut roots = rustls::RootCertStore::empty();
+    roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
+    if let Some(pem) = extra_ca_pem {
+        let mut reader = std::io::BufReader::new(pem);
+        let mut added = 0;
+        for cert in rustls_pemfile::certs(&mut reader) {
+            let cert = cert.map_err(|e| format!("cannot read the CA file: {e}"))?;
+            roots
+                .add(cert)
+                .map_err(|e| format!("the CA file holds an unusable certificate: {e}"))?;
+            added += 1;
+        }
+        if added == 0 {
+            return Err("the CA file holds no PEM certificate".to_string());
+        }
+    }
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| e.to_string())?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    Ok(Arc::new(config))
+}
+
+/// Connects to the backend named by `request.url` within `timeout`.
+pub async fn connect(
+    request: BackendRequest<'_>,
+    config: WebSocketConfig,
+    tls: &Arc<rustls::ClientConfig>,
+    timeout: Duration,
+) -> Result<Connected, ConnectError> {
+    if let Some(kind) = builtin::Kind::from_url(request.url) {
+        let protocol = request
+            .protocols
+            .and_then(|p| p.split(',').next())
+            .map(|p| p.trim().to_string())
+            .filter(|p| !p.is_empty());
+        let (gateway_end, backend_end) = tokio::io::duplex(64 * 1024);
+        let backend =
+            WebSocketStream::from_raw_socket(backend_end, Role::Server, Some(config)).await;
+        tokio::spawn(builtin::serve(kind, backend, request.route.clone()));
+        let socket =
+            WebSocketStream::from_raw_socket(gateway_end, Role::Client, Some(config)).await;
+        return Ok(Connected {
+            socket: BackendSocket::Builtin(socket),
+            protocol,
+        });
+    }
+    let mut http_request: Request = request
+        .url
+        .into_client_request()
+        .map_err(|e| ConnectError::Unreachable(format!("invalid backend URL ({e})")))?;
+    let headers = http_request.headers_mut();
+    for (name, value) in &request.headers {
+        if let (Ok(n), Ok(v)) = (
+            HeaderName::from_bytes(name.as_bytes()),
+            HeaderValue::from_str(value),
+        ) {
+            headers.append(n, v);
+        }
+    }
+    if let Some(p) = request.protocols {
+        if let Ok(v) = HeaderValue::from_str(p) {
+            headers.insert("sec-websocket-protocol", v);
+        }
+    }
+    let attempt = tokio_tungstenite::connect_async_tls_with_config(
+        http_request,
+        Some(config),
+        true,
+        Some(Connector::Rustls(tls.clone())),
+    );
+    let (socket, response) = match tokio::time::timeout(timeout, attempt).await {
+        Err(_) => return Err(ConnectError::Timeout),
+        Ok(Err(e)) => return Err(classify(e)),
+        Ok(Ok(pair)) => pair,
+    };
+    let protocol = response
+        .headers()
+        .get("sec-websocket-protocol")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
+    Ok(Connected {
+        socket: BackendSocket::Remote(socket),
+        protocol,
+    })
+}
+
+fn classify(e: tokio_tungstenite::tungstenite::Error) -> ConnectError {
+    use tokio_tungstenite::tungstenite::Error;
+    match e {
+        Error::Http(response) => ConnectError::Rejected(response.status().as_u16()),
+        Error::Io(io) => ConnectError::Unreachable(io.kind().to_string()),
+        Error::Tls(tls) => ConnectError::Unreachable(format!("TLS: {tls}")),
+        other => ConnectError::Unreachable(other.to_string()),
+    }
+}

@@ -1,0 +1,136 @@
+//! Runtime configuration: every flag has a `PORTICO_*` environment fallback (see `runtime --help`
+//! and `docs/runtime.md`).
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Parser, ValueEnum};
+
+/// Serve AsyncAPI-described WebSocket APIs: route, limit and relay each client connection to its
+/// backend. Recompiles and swaps the routing plan when the specs change (with --watch).
+#[derive(Parser, Debug, Clone)]
+#[command(name = "runtime", version)]
+pub struct Config {
+    /// Spec files or folders to compile and serve (as `compile` reads them).
+    #[arg(
+        value_name = "SPECS",
+        required_unless_present = "plan",
+        conflicts_with = "plan"
+    )]
+    pub specs: Vec<PathBuf>,
+
+    /// Serve a compiled plan (`compile --out DIR` writes DIR/plan.json) instead of specs.
+    #[arg(long, env = "PORTICO_PLAN", value_name = "FILE")]
+    pub plan: Option<PathBuf>,
+
+    /// Recompile and swap the plan when the specs (or the plan file) change.
+    #[arg(long, env = "PORTICO_WATCH")]
+    pub watch: bool,
+
+    /// Context for specs that name none (as `compile --context`).
+    #[arg(long, env = "PORTICO_CONTEXT")]
+    pub context: Option<String>,
+
+    /// Address of the WebSocket listener.
+    #[arg(long, env = "PORTICO_LISTEN", default_value = "0.0.0.0:9099")]
+    pub listen: SocketAddr,
+
+    /// Address of the admin listener (/healthz, /readyz, /metrics, /plan). Keep it private.
+    #[arg(long, env = "PORTICO_ADMIN_LISTEN", default_value = "127.0.0.1:9090")]
+    pub admin_listen: SocketAddr,
+
+    /// Log format.
+    #[arg(long, env = "PORTICO_LOG_FORMAT", value_enum, default_value = "pretty")]
+    pub log_format: LogFormat,
+
+    /// Largest message accepted from either side, in bytes (larger: close 1009).
+    #[arg(long, env = "PORTICO_MAX_MESSAGE_BYTES", default_value_t = 1 << 20)]
+    pub max_message_bytes: usize,
+
+    /// Largest single frame accepted, in bytes.
+    #[arg(long, env = "PORTICO_MAX_FRAME_BYTES", default_value_t = 1 << 20)]
+    pub max_frame_bytes: usize,
+
+    /// Most concurrent client connections in total (more: HTTP 503 at the handshake).
+    #[arg(long, env = "PORTICO_MAX_CONNECTIONS", default_value_t = 10_000)]
+    pub max_connections: usize,
+
+    /// Most concurrent connections per API, unless the spec's x-gateway.limits says otherwise.
+    #[arg(
+        long,
+        env = "PORTICO_MAX_CONNECTIONS_PER_API",
+        default_value_t = 10_000
+    )]
+    pub max_connections_per_api: usize,
+
+    /// Time a client has to send its handshake, in seconds.
+    #[arg(long, env = "PORTICO_HANDSHAKE_TIMEOUT", default_value_t = 10.0)]
+    pub handshake_timeout: f64,
+
+    /// Time the backend has to accept a connection, in seconds (exceeded: HTTP 504).
+    #[arg(long, env = "PORTICO_CONNECT_TIMEOUT", default_value_t = 10.0)]
+    pub connect_timeout: f64,
+
+    /// Close a connection after this many seconds without a data message either way (0: never).
+    #[arg(long, env = "PORTICO_IDLE_TIMEOUT", default_value_t = 0.0)]
+    pub idle_timeout: f64,
+
+    /// Send a ping to idle clients this often, in seconds, and close those that stay silent for
+    /// two intervals (0: no keepalive).
+    #[arg(long, env = "PORTICO_KEEPALIVE", default_value_t = 30.0)]
+    pub keepalive: f64,
+
+    /// How long shutdown waits for connections to close, in seconds.
+    #[arg(long, env = "PORTICO_DRAIN_TIMEOUT", default_value_t = 10.0)]
+    pub drain_timeout: f64,
+
+    /// Quiet period before a change of the watched files is compiled, in milliseconds.
+    #[arg(long, env = "PORTICO_RELOAD_DEBOUNCE_MS", default_value_t = 300)]
+    pub reload_debounce_ms: u64,
+
+    /// Request headers forwarded to the backend besides Origin (repeatable; case-insensitive).
+    #[arg(
+        long = "forward-header",
+        env = "PORTICO_FORWARD_HEADERS",
+        value_delimiter = ',',
+        default_values_t = ["user-agent".to_string(), "accept-language".to_string(), "x-request-id".to_string()]
+    )]
+    pub forward_headers: Vec<String>,
+
+    /// Extra CA certificates (PEM) trusted for wss:// backends, besides the webpki roots.
+    #[arg(long, env = "PORTICO_BACKEND_CA", value_name = "PEM")]
+    pub backend_ca: Option<PathBuf>,
+
+    /// Per-socket read buffer, in bytes. Small keeps idle connections cheap.
+    #[arg(long, env = "PORTICO_READ_BUFFER_BYTES", default_value_t = 4096)]
+    pub read_buffer_bytes: usize,
+}
+
+#[derive(Copy, Clone, Debug, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    Pretty,
+    Json,
+}
+
+fn secs(s: f64) -> Option<Duration> {
+    (s > 0.0 && s.is_finite()).then(|| Duration::from_secs_f64(s))
+}
+
+impl Config {
+    pub fn handshake_timeout(&self) -> Duration {
+        secs(self.handshake_timeout).unwrap_or(Duration::from_secs(10))
+    }
+    pub fn connect_timeout(&self) -> Duration {
+        secs(self.connect_timeout).unwrap_or(Duration::from_secs(10))
+    }
+    pub fn idle_timeout(&self) -> Option<Duration> {
+        secs(self.idle_timeout)
+    }
+    pub fn keepalive(&self) -> Option<Duration> {
+        secs(self.keepalive)
+    }
+    pub fn drain_timeout(&self) -> Duration {
+        secs(self.drain_timeout).unwrap_or(Duration::ZERO)
+    }
+}

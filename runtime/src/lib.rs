@@ -1,0 +1,89 @@
+//! Portico's runtime: serves a routing plan as a WebSocket gateway.
+//!
+//! # Architecture invariant
+//! The runtime reads specs only through `portico_compiler` and otherwise knows nothing but the
+//! [`Plan`](portico_compiler::Plan). The route table it serves is immutable and swapped whole
+//! ([`arc_swap`]); a connection keeps the route it matched for its lifetime, and a reload closes only
+//! the connections whose route vanished or whose API stopped being served.
+//!
+//! The journey of a message: [`server`] accepts, reads the handshake, matches a route in the current
+//! [`routes::RouteTable`], checks limits ([`connections`]), connects the backend ([`backend`],
+//! [`builtin`]) and only then completes the upgrade; [`relay`] pumps messages both ways. The journey
+//! of a spec change: [`reload`] watches, recompiles, swaps and closes what vanished. [`admin`]
+//! serves health, readiness, metrics and the plan summary.
+
+pub mod admin;
+pub mod backend;
+pub mod builtin;
+pub mod config;
+pub mod connections;
+pub mod http;
+pub mod metrics;
+pub mod relay;
+pub mod reload;
+pub mod routes;
+pub mod server;
+
+use std::sync::{Arc, Mutex};
+
+use arc_swap::ArcSwapOption;
+use tokio::sync::watch;
+use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
+
+use crate::config::Config;
+use crate::connections::Connections;
+use crate::metrics::Metrics;
+use crate::routes::RouteTable;
+
+/// Everything the listeners share.
+pub struct Gateway {
+    pub config: Config,
+    /// The plan being served; `None` until the first successful load.
+    pub table: ArcSwapOption<RouteTable>,
+    pub metrics: Metrics,
+    pub connections: Arc<Connections>,
+    pub tls: Arc<rustls::ClientConfig>,
+    pub ws_config: WebSocketConfig,
+    pub status: Mutex<ReloadStatus>,
+    /// Flips to `true` when shutdown begins.
+    pub shutting_down: watch::Sender<bool>,
+}
+
+/// What the admin endpoint reports about reloads.
+#[derive(Default, Clone, Debug)]
+pub struct ReloadStatus {
+    pub reloads: u64,
+    pub failed_reloads: u64,
+    /// Diagnostics of the last failed compile, rendered for people (cleared by a good one).
+    pub last_error: Option<String>,
+}
+
+impl Gateway {
+    pub fn new(config: Config) -> Result<Arc<Gateway>, String> {
+        let ca = match &config.backend_ca {
+            Some(path) => Some(
+                std::fs::read(path)
+                    .map_err(|e| format!("cannot read --backend-ca {}: {e}", path.display()))?,
+            ),
+            None => None,
+        };
+        let tls = backend::tls_config(ca.as_deref())?;
+        let ws_config = WebSocketConfig::default()
+            .read_buffer_size(config.read_buffer_bytes.max(256))
+            .write_buffer_size(8 * 1024)
+            .max_write_buffer_size(config.max_message_bytes.saturating_mul(2).max(64 * 1024))
+            .max_message_size(Some(config.max_message_bytes))
+            .max_frame_size(Some(config.max_frame_bytes));
+        let (shutting_down, _) = watch::channel(false);
+        Ok(Arc::new(Gateway {
+            config,
+            table: ArcSwapOption::empty(),
+            metrics: Metrics::default(),
+            connections: Arc::new(Connections::default()),
+            tls,
+            ws_config,
+            status: Mutex::new(ReloadStatus::default()),
+            shutting_down,
+        }))
+    }
+}

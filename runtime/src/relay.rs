@@ -1,0 +1,454 @@
+//! The relay: two pumps, client→backend and backend→client, running concurrently in one task.
+//!
+//! Each pump owns the read half of one side and the write half of the other, so that a slow reader
+//! only slows the writer that feeds it (backpressure; memory stays bounded by the write buffer plus
+//! one message). Writes are fed without flushing while more input is ready and flushed when the
+//! source goes idle, batching small messages into fewer syscalls.
+//!
+//! Closing is explicit:
+//! * a Close from one side is forwarded with its code and reason; the other side's reply completes
+//!   the handshake, and both pumps keep reading until their side has closed (no unclean closes);
+//! * a side that vanishes without a Close makes the gateway close the other with 1011, and a side
+//!   that breaks the protocol is closed with 1002 (1007 for bad UTF-8, 1009 for too large);
+//! * reload, shutdown, idle and keepalive timeouts close both sides through [`CloseCommand`]s.
+//!
+//! Pings are forwarded both ways; since each protocol endpoint already answers the pings it receives,
+//! the pong that comes back for a forwarded ping is dropped instead of being delivered twice.
+
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use futures_util::{FutureExt, Sink, SinkExt, Stream, StreamExt};
+use tokio::sync::{watch, Notify};
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+use tokio_tungstenite::tungstenite::protocol::CloseFrame;
+use tokio_tungstenite::tungstenite::{Bytes, Error as WsError, Message};
+
+use crate::metrics::ConnectionMetrics;
+
+/// A request to close one side with a code and reason.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CloseCommand {
+    pub code: u16,
+    pub reason: String,
+}
+
+impl CloseCommand {
+    pub fn new(code: u16, reason: impl Into<String>) -> Self {
+        CloseCommand {
+            code,
+            reason: reason.into(),
+        }
+    }
+
+    fn frame(&self) -> CloseFrame {
+        CloseFrame {
+            code: CloseCode::from(self.code),
+            reason: self.reason.clone().into(),
+        }
+    }
+}
+
+pub struct RelayOptions {
+    pub idle_timeout: Option<Duration>,
+    pub keepalive: Option<Duration>,
+    /// How long the close handshake may take once started.
+    pub close_grace: Duration,
+}
+
+/// Who closed first, with which code: for the connection's log line and metrics.
+#[derive(Clone, Debug, Default)]
+pub struct RelayReport {
+    pub initiator: &'static str,
+    pub code: Option<u16>,
+    pub reason: String,
+    pub messages_up: u64,
+    pub bytes_up: u64,
+    pub messages_down: u64,
+    pub bytes_down: u64,
+}
+
+/// State both pumps look at.
+struct Shared {
+    /// Payloads of pings forwarded client→backend (their pongs from the backend are dropped).
+    client_pings: VecDeque<Bytes>,
+    /// Payloads of pings forwarded backend→client, and of the gateway's own keepalive pings.
+    backend_pings: VecDeque<Bytes>,
+    last_data: Instant,
+    last_from_client: Instant,
+    report: RelayReport,
+}
+
+const MAX_TRACKED_PINGS: usize = 32;
+
+fn remember(queue: &mut VecDeque<Bytes>, payload: &Bytes) {
+    if queue.len() == MAX_TRACKED_PINGS {
+        queue.pop_front();
+    }
+    queue.push_back(payload.clone());
+}
+
+fn forget(queue: &mut VecDeque<Bytes>, payload: &Bytes) -> bool {
+    match queue.iter().position(|p| p == payload) {
+        Some(i) => {
+            queue.remove(i);
+            true
+        }
+        None => false,
+    }
+}
+
+#[derive(Copy, Clone, PartialEq, Eq)]
+enum Side {
+    Client,
+    Backend,
+}
+
+impl Side {
+    fn name(self) -> &'static str {
+        match self {
+            Side::Client => "client",
+            Side::Backend => "backend",
+        }
+    }
+}
+
+/// The close code for a read error: what the offending peer is told.
+fn error_code(e: &WsError) -> Option<u16> {
+    match e {
+        WsError::Utf8(_) => Some(1007),
+        WsError::Capacity(_) => Some(1009),
+        WsError::Protocol(_) | WsError::AttackAttempt => Some(1002),
+        _ => None,
+    }
+}
+
+/// Relays until both sides are closed. `commands` delivers external close requests (reload,
+/// shutdown); the value is applied to both sides.
+pub async fn relay<C, B>(
+    client: C,
+    backend: B,
+    options: RelayOptions,
+    metrics: ConnectionMetrics,
+    mut commands: watch::Receiver<Option<CloseCommand>>,
+) -> RelayReport
+where
+    C: Stream<Item = Result<Message, WsError>> + Sink<Message, Error = WsError> + Unpin,
+    B: Stream<Item = Result<Message, WsError>> + Sink<Message, Error = WsError> + Unpin,
+{
+    let now = Instant::now();
+    let shared = Arc::new(Mutex::new(Shared {
+        client_pings: VecDeque::new(),
+        backend_pings: VecDeque::new(),
+        last_data: now,
+        last_from_client: now,
+        report: RelayReport::default(),
+    }));
+    let (client_tx, client_rx) = client.split();
+    let (backend_tx, backend_rx) = backend.split();
+    // Requests to close the side a pump writes to.
+    let (close_backend, close_backend_rx) = watch::channel(None::<CloseCommand>);
+    let (close_client, close_client_rx) = watch::channel(None::<CloseCommand>);
+    let close_started = Notify::new();
+
+    let up = pump(
+        Side::Client,
+        client_rx,
+        backend_tx,
+        close_backend_rx,
+        &close_client,
+        &close_started,
+        &shared,
+        &metrics,
+    );
+    let down = pump(
+        Side::Backend,
+        backend_rx,
+        client_tx,
+        close_client_rx,
+        &close_backend,
+        &close_started,
+        &shared,
+        &metrics,
+    );
+    let supervise = async {
+        // Idle timeout, keepalive and external commands; returns once a close has started.
+        let tick = options
+            .keepalive
+            .into_iter()
+            .chain(options.idle_timeout)
+            .min()
+            .map(|d| {
+                d.min(Duration::from_secs(1))
+                    .max(Duration::from_millis(100))
+            })
+            .unwrap_or(Duration::from_secs(3600));
+        let mut interval = tokio::time::interval(tick);
+        interval.tick().await;
+        let mut last_keepalive = Instant::now();
+        loop {
+            tokio::select! {
+                _ = close_started.notified() => return,
+                changed = commands.changed() => {
+                    if changed.is_err() { continue_forever().await; }
+                    let cmd = commands.borrow_and_update().clone();
+                    if let Some(cmd) = cmd {
+                        note_initiator(&shared, "gateway", &cmd);
+                        let _ = close_client.send(Some(cmd.clone()));
+                        let _ = close_backend.send(Some(cmd));
+                        return;
+                    }
+                }
+                _ = interval.tick() => {
+                    let (idle_for, silent_for) = {
+                        let s = shared.lock().expect("relay state");
+                        (s.last_data.elapsed(), s.last_from_client.elapsed())
+                    };
+                    if let Some(idle) = options.idle_timeout {
+                        if idle_for >= idle {
+                            let cmd = CloseCommand::new(1001, "idle timeout");
+                            note_initiator(&shared, "gateway", &cmd);
+                            let _ = close_client.send(Some(cmd.clone()));
+                            let _ = close_backend.send(Some(cmd));
+                            return;
+                        }
+                    }
+                    if let Some(every) = options.keepalive {
+                        if silent_for >= every * 2 {
+                            let cmd = CloseCommand::new(1011, "keepalive timeout");
+                            note_initiator(&shared, "gateway", &cmd);
+                            let _ = close_client.send(Some(cmd.clone()));
+                            let _ = close_backend.send(Some(cmd));
+                            return;
+                        }
+                        if silent_for >= every && last_keepalive.elapsed() >= every {
+                            last_keepalive = Instant::now();
+                            keepalive_ping(&shared);
+                            // A change without a value wakes the down pump to send the ping.
+                            close_client.send_modify(|_| {});
+                        }
+                    }
+                }
+            }
+        }
+    };
+    let pumps = async {
+        tokio::join!(up, down);
+    };
+    tokio::pin!(pumps);
+    tokio::select! {
+        _ = &mut pumps => {}
+        _ = supervise => {
+            // A close has been requested; give the handshake its grace period.
+            let _ = tokio::time::timeout(options.close_grace, &mut pumps).await;
+        }
+    }
+    let report = shared.lock().expect("relay state").report.clone();
+    report
+}
+
+async fn continue_forever() {
+    std::future::pending::<()>().await
+}
+
+/// Queues a keepalive ping for the down pump to send (it owns the client's write half).
+fn keepalive_ping(shared: &Arc<Mutex<Shared>>) {
+    let mut s = shared.lock().expect("relay state");
+    let payload = Bytes::from_static(b"portico-keepalive");
+    if !s.backend_pings.contains(&payload) {
+        remember(&mut s.backend_pings, &payload);
+    }
+}
+
+fn note_initiator(shared: &Arc<Mutex<Shared>>, who: &'static str, cmd: &CloseCommand) {
+    let mut s = shared.lock().expect("relay state");
+    if s.report.initiator.is_empty() {
+        s.report.initiator = who;
+        s.report.code = Some(cmd.code);
+        s.report.reason = cmd.reason.clone();
+    }
+}
+
+/// One direction. Reads `from`, writes `to`; `closing` asks it to close `to` (a `None` value is a
+/// wake-up to send a keepalive ping); `close_from` asks the other pump to close `from` (when `from`
+/// breaks the protocol); `close_started` tells the supervisor that the close handshake has begun.
+#[allow(clippy::too_many_arguments)]
+async fn pump<R, W>(
+    side: Side,
+    mut from: R,
+    mut to: W,
+    mut closing: watch::Receiver<Option<CloseCommand>>,
+    close_from: &watch::Sender<Option<CloseCommand>>,
+    close_started: &Notify,
+    shared: &Arc<Mutex<Shared>>,
+    metrics: &ConnectionMetrics,
+) where
+    R: Stream<Item = Result<Message, WsError>> + Unpin,
+    W: Sink<Message, Error = WsError> + Unpin,
+{
+    let (messages, bytes) = match side {
+        Side::Client => (&metrics.up_messages, &metrics.up_bytes),
+        Side::Backend => (&metrics.down_messages, &metrics.down_bytes),
+    };
+    // Whether `to` can still take messages (false once a Close was sent to it).
+    let mut to_open = true;
+    let mut dirty = false;
+    let mut failed = false;
+    loop {
+        let next = match from.next().now_or_never() {
+            Some(item) => item,
+            None => {
+                if dirty && to_open {
+                    if to.flush().await.is_err() {
+                        to_open = false;
+                    }
+                    dirty = false;
+                }
+                tokio::select! {
+                    item = from.next() => item,
+                    changed = closing.changed() => {
+                        if changed.is_err() {
+                            continue_forever().await;
+                        }
+                        let cmd = closing.borrow_and_update().clone();
+                        match cmd {
+                            Some(cmd) if to_open => {
+                                close_started.notify_one();
+                                to_open = false;
+                                let _ = to.send(Message::Close(Some(cmd.frame()))).await;
+                            }
+                            Some(_) => {}
+                            None => {
+                                // A wake-up for a keepalive ping (down pump only).
+                                if side == Side::Backend && to_open {
+                                    let payload = Bytes::from_static(b"portico-keepalive");
+                                    if to.send(Message::Ping(payload)).await.is_err() {
+                                        to_open = false;
+                                    }
+                                }
+                            }
+                        }
+                        continue;
+                    }
+                }
+            }
+        };
+        let message = match next {
+            Some(Ok(m)) => m,
+            Some(Err(e)) => {
+                close_started.notify_one();
+                if failed {
+                    return;
+                }
+                failed = true;
+                // Tell a peer that broke the protocol why (through the pump that writes to it).
+                let told = error_code(&e);
+                if let Some(code) = told {
+                    let reason = match code {
+                        1007 => "invalid UTF-8",
+                        1009 => "message too large",
+                        _ => "protocol error",
+                    };
+                    let cmd = CloseCommand::new(code, reason);
+                    note_initiator(shared, "gateway", &cmd);
+                    let _ = close_from.send(Some(cmd));
+                }
+                if to_open {
+                    to_open = false;
+                    let cmd = CloseCommand::new(1011, format!("{} connection lost", side.name()));
+                    note_initiator(shared, side.name(), &cmd);
+                    let _ = to.send(Message::Close(Some(cmd.frame()))).await;
+                }
+                if told.is_none() {
+                    return;
+                }
+                // Keep reading until the offender's close handshake completes or it goes away.
+                continue;
+            }
+            None => {
+                close_started.notify_one();
+                if to_open {
+                    let cmd = CloseCommand::new(1011, format!("{} connection lost", side.name()));
+                    note_initiator(shared, side.name(), &cmd);
+                    let _ = to.send(Message::Close(Some(cmd.frame()))).await;
+                }
+                return;
+            }
+        };
+        {
+            let mut s = shared.lock().expect("relay state");
+            if side == Side::Client {
+                s.last_from_client = Instant::now();
+            }
+        }
+        let forward = match &message {
+            Message::Text(_) | Message::Binary(_) => {
+                let len = message.len() as u64;
+                messages.inc();
+                bytes.inc_by(len);
+                let mut s = shared.lock().expect("relay state");
+                s.last_data = Instant::now();
+                match side {
+                    Side::Client => {
+                        s.report.messages_up += 1;
+                        s.report.bytes_up += len;
+                    }
+                    Side::Backend => {
+                        s.report.messages_down += 1;
+                        s.report.bytes_down += len;
+                    }
+                }
+                Some(message)
+            }
+            Message::Ping(payload) => {
+                let mut s = shared.lock().expect("relay state");
+                match side {
+                    Side::Client => remember(&mut s.client_pings, payload),
+                    Side::Backend => remember(&mut s.backend_pings, payload),
+                }
+                Some(message)
+            }
+            Message::Pong(payload) => {
+                let mut s = shared.lock().expect("relay state");
+                // A pong answering a ping we forwarded (or our keepalive) was already answered.
+                let answered = match side {
+                    Side::Client => forget(&mut s.backend_pings, payload),
+                    Side::Backend => forget(&mut s.client_pings, payload),
+                };
+                (!answered).then_some(message)
+            }
+            Message::Close(frame) => {
+                let cmd = frame
+                    .as_ref()
+                    .map(|f| CloseCommand::new(f.code.into(), f.reason.to_string()));
+                {
+                    let mut s = shared.lock().expect("relay state");
+                    if s.report.initiator.is_empty() {
+                        s.report.initiator = side.name();
+                        s.report.code = cmd.as_ref().map(|c| c.code);
+                        s.report.reason =
+                            cmd.as_ref().map(|c| c.reason.clone()).unwrap_or_default();
+                    }
+                }
+                close_started.notify_one();
+                if to_open {
+                    to_open = false;
+                    let _ = to.send(Message::Close(frame.clone())).await;
+                }
+                // Keep reading: the protocol layer completes this side's close handshake.
+                None
+            }
+            Message::Frame(_) => None,
+        };
+        if let Some(message) = forward {
+            if to_open {
+                if to.feed(message).await.is_err() {
+                    to_open = false;
+                } else {
+                    dirty = true;
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,433 @@
+//! The route table: a [`Plan`] turned into something a request path can be matched against.
+//!
+//! A table is immutable; a reload builds a new one and swaps it whole (see [`crate::reload`]).
+//! Matching, for a path `/chat/1.0.0/rooms/lobby`:
+//!
+//! 1. the API whose context is the longest segment-wise prefix of the path wins (a default-version
+//!    context such as `/chat` counts too, and loses to `/chat/1.0.0`);
+//! 2. inside that API, routes are tried in the plan's order: literal, then template, then `/*`;
+//! 3. `{parameters}` capture one segment each, percent-decoded exactly once.
+//!
+//! The backend URL is built from the endpoint and the route's `backendPath`, with every captured
+//! value percent-encoded again, so a parameter can never add a `/`, `?`, `#` or `..` to it.
+//!
+//! ```
+//! use portico_compiler::plan::Plan;
+//! use portico_runtime::routes::{RouteTable, Lookup};
+//! let table = RouteTable::new(&Plan::new(vec![]));
+//! assert!(matches!(table.lookup("/nothing/here"), Lookup::NoApi));
+//! ```
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use percent_encoding::{percent_decode_str, utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
+use portico_compiler::plan::{Lifecycle, Plan, PlanApi, Route, RouteKind};
+
+/// Characters encoded in a substituted path parameter: everything but RFC 3986 unreserved.
+const PARAM: &AsciiSet = &NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'.')
+    .remove(b'_')
+    .remove(b'~');
+
+/// Query parameters that carry credentials and are never forwarded to a backend.
+pub const CREDENTIAL_PARAMS: [&str; 2] = ["access_token", "apikey"];
+
+/// One API as the runtime serves it.
+#[derive(Debug)]
+pub struct ApiEntry {
+    pub api: PlanApi,
+    /// Routes with their topic split into segments once.
+    routes: Vec<CompiledRoute>,
+}
+
+#[derive(Debug)]
+struct CompiledRoute {
+    route: Route,
+    segments: Vec<Segment>,
+}
+
+#[derive(Debug)]
+enum Segment {
+    Literal(String),
+    Param(String),
+    Rest,
+}
+
+/// An immutable snapshot of what is served.
+#[derive(Debug)]
+pub struct RouteTable {
+    pub plan_hash: String,
+    apis: Vec<Arc<ApiEntry>>,
+    /// (context, index into `apis`), longest context first.
+    contexts: Vec<(String, usize)>,
+}
+
+/// The outcome of matching a path.
+#[derive(Debug)]
+pub enum Lookup<'a> {
+    /// A route matched.
+    Found(Match<'a>),
+    /// No API serves this path.
+    NoApi,
+    /// The API exists but has no such topic.
+    NoTopic { api: &'a Arc<ApiEntry> },
+}
+
+#[derive(Debug)]
+pub struct Match<'a> {
+    pub api: &'a Arc<ApiEntry>,
+    pub route: &'a Route,
+    /// Captured parameters, decoded.
+    pub params: Vec<(String, String)>,
+    /// For `/*` routes: the decoded remaining segments.
+    pub rest: Vec<String>,
+}
+
+impl RouteTable {
+    pub fn new(plan: &Plan) -> RouteTable {
+        let mut apis = Vec::new();
+        let mut contexts = Vec::new();
+        for api in &plan.apis {
+            let index = apis.len();
+            contexts.push((api.context.clone(), index));
+            if let Some(default) = &api.default_context {
+                contexts.push((default.clone(), index));
+            }
+            let routes = api
+                .routes
+                .iter()
+                .map(|r| CompiledRoute {
+                    route: r.clone(),
+                    segments: split(&r.topic),
+                })
+                .collect();
+            apis.push(Arc::new(ApiEntry {
+                api: api.clone(),
+                routes,
+            }));
+        }
+        contexts.sort_by(|a, b| {
+            let segs = |s: &str| s.split('/').count();
+            segs(&b.0).cmp(&segs(&a.0)).then(a.0.cmp(&b.0))
+        });
+        RouteTable {
+            plan_hash: plan.hash.clone(),
+            apis,
+            contexts,
+        }
+    }
+
+    pub fn apis(&self) -> impl Iterator<Item = &Arc<ApiEntry>> {
+        self.apis.iter()
+    }
+
+    /// Finds the API by its (versioned) context.
+    pub fn api_by_context(&self, context: &str) -> Option<&Arc<ApiEntry>> {
+        self.apis.iter().find(|a| a.api.context == context)
+    }
+
+    /// Matches a request path (without query).
+    pub fn lookup(&self, path: &str) -> Lookup<'_> {
+        for (context, index) in &self.contexts {
+            let rest = if context == "/" {
+                Some(path)
+            } else {
+                path.strip_prefix(context.as_str())
+                    .filter(|r| r.is_empty() || r.starts_with('/'))
+            };
+            let Some(rest) = rest else { continue };
+            let api = &self.apis[*index];
+            let segments: Vec<&str> = if rest.is_empty() || rest == "/" {
+                Vec::new()
+            } else {
+                rest[1..].split('/').collect()
+            };
+            for compiled in &api.routes {
+                if let Some((params, tail)) = match_segments(&compiled.segments, &segments) {
+                    return Lookup::Found(Match {
+                        api,
+                        route: &compiled.route,
+                        params,
+                        rest: tail,
+                    });
+                }
+            }
+            return Lookup::NoTopic { api };
+        }
+        Lookup::NoApi
+    }
+}
+
+impl ApiEntry {
+    /// A stable key for this API in metrics and the connection registry.
+    pub fn key(&self) -> &str {
+        &self.api.context
+    }
+
+    pub fn is_served(&self) -> bool {
+        !matches!(
+            self.api.lifecycle,
+            Lifecycle::Created | Lifecycle::Retired | Lifecycle::Blocked
+        )
+    }
+}
+
+fn split(topic: &str) -> Vec<Segment> {
+    if topic == "/" {
+        return Vec::new();
+    }
+    topic
+        .trim_start_matches('/')
+        .split('/')
+        .map(|s| {
+            if s == "*" {
+                Segment::Rest
+            } else if let Some(name) = s.strip_prefix('{').and_then(|s| s.strip_suffix('}')) {
+                Segment::Param(name.to_string())
+            } else {
+                Segment::Literal(s.to_string())
+            }
+        })
+        .collect()
+}
+
+type Captures = (Vec<(String, String)>, Vec<String>);
+
+fn decode(segment: &str) -> Option<String> {
+    percent_decode_str(segment)
+        .decode_utf8()
+        .ok()
+        .map(|s| s.into_owned())
+}
+
+fn match_segments(pattern: &[Segment], path: &[&str]) -> Option<Captures> {
+    let mut params = Vec::new();
+    for (i, seg) in pattern.iter().enumerate() {
+        match seg {
+            Segment::Rest => {
+                let rest = path[i.min(path.len())..]
+                    .iter()
+                    .map(|s| decode(s))
+                    .collect::<Option<Vec<_>>>()?;
+                return Some((params, rest));
+            }
+            Segment::Literal(lit) => {
+                let got = path.get(i)?;
+                if decode(got)? != *lit {
+                    return None;
+                }
+            }
+            Segment::Param(name) => {
+                let got = path.get(i)?;
+                if got.is_empty() {
+                    return None;
+                }
+                params.push((name.clone(), decode(got)?));
+            }
+        }
+    }
+    (pattern.len() == path.len()).then_some((params, Vec::new()))
+}
+
+/// Encodes one path parameter value so that it stays one segment, and cannot be `.` or `..`.
+pub fn encode_param(value: &str) -> String {
+    match value {
+        "." => "%2E".to_string(),
+        ".." => "%2E%2E".to_string(),
+        _ => utf8_percent_encode(value, PARAM).to_string(),
+    }
+}
+
+/// The backend URL for a match: endpoint + backendPath with parameters substituted (encoded), plus
+/// the client's query string minus credentials.
+pub fn backend_url(endpoint: &str, m: &Match<'_>, client_query: Option<&str>) -> String {
+    let values: HashMap<&str, &str> = m
+        .params
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
+    let mut path = String::new();
+    let template = m.route.backend_path.as_str();
+    let mut rest = template;
+    while let Some(open) = rest.find('{') {
+        path.push_str(&rest[..open]);
+        let after = &rest[open + 1..];
+        let Some(close) = after.find('}') else {
+            path.push_str(&rest[open..]);
+            rest = "";
+            break;
+        };
+        let name = &after[..close];
+        if name == "*" {
+            let joined: Vec<String> = m.rest.iter().map(|s| encode_param(s)).collect();
+            path.push_str(&joined.join("/"));
+        } else {
+            path.push_str(&encode_param(values.get(name).copied().unwrap_or("")));
+        }
+        rest = &after[close + 1..];
+    }
+    path.push_str(rest);
+    if m.route.kind == RouteKind::Wildcard && path.ends_with('/') && m.rest.is_empty() {
+        path.pop();
+    }
+    let mut url = format!("{endpoint}{path}");
+    if let Some(query) = client_query
+        .map(strip_credentials)
+        .filter(|q| !q.is_empty())
+    {
+        url.push(if url.contains('?') { '&' } else { '?' });
+        url.push_str(&query);
+    }
+    url
+}
+
+/// Removes `access_token` and `apikey` from a query string, keeping everything else byte for byte.
+pub fn strip_credentials(query: &str) -> String {
+    query
+        .split('&')
+        .filter(|pair| {
+            let name = pair.split('=').next().unwrap_or_default();
+            let name = percent_decode_str(name).decode_utf8_lossy();
+            !pair.is_empty()
+                && !CREDENTIAL_PARAMS
+                    .iter()
+                    .any(|c| name.eq_ignore_ascii_case(c))
+        })
+        .collect::<Vec<_>>()
+        .join("&")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use portico_compiler::plan::{Endpoints, RouteAuth, RouteMessages, SourceRef};
+
+    fn route(topic: &str, backend: &str, context: &str) -> Route {
+        let pattern = if topic == "/" {
+            context.to_string()
+        } else {
+            format!("{context}{topic}")
+        };
+        Route {
+            kind: portico_compiler::plan::route_kind(&pattern),
+            pattern,
+            topic: topic.into(),
+            backend_path: backend.into(),
+            parameters: vec![],
+            channels: vec![],
+            messages: RouteMessages::default(),
+            scopes: vec![],
+            auth: RouteAuth::None,
+        }
+    }
+
+    fn api(context: &str, default: Option<&str>, routes: Vec<Route>) -> PlanApi {
+        let mut routes = routes;
+        routes.sort_by(portico_compiler::plan::route_order);
+        PlanApi {
+            name: "t".into(),
+            title: "T".into(),
+            version: "1".into(),
+            context: context.into(),
+            context_template: context.into(),
+            default_context: default.map(Into::into),
+            lifecycle: Lifecycle::Published,
+            endpoints: Endpoints {
+                production: "ws://b:1".into(),
+                sandbox: None,
+            },
+            limits: Default::default(),
+            source: SourceRef {
+                file: "x".into(),
+                sha256: "y".into(),
+            },
+            routes,
+        }
+    }
+
+    fn table() -> RouteTable {
+        let c = "/chat/1";
+        RouteTable::new(&Plan::new(vec![
+            api(
+                c,
+                Some("/chat"),
+                vec![
+                    route("/rooms/{id}", "/r?room={id}", c),
+                    route("/rooms/lobby", "/lobby", c),
+                    route("/*", "/{*}", c),
+                ],
+            ),
+            api("/chat/1/admin", None, vec![route("/", "", "/chat/1/admin")]),
+        ]))
+    }
+
+    fn found<'a>(t: &'a RouteTable, path: &str) -> Match<'a> {
+        match t.lookup(path) {
+            Lookup::Found(m) => m,
+            other => panic!("{path}: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn literal_beats_template_beats_wildcard() {
+        let t = table();
+        assert_eq!(found(&t, "/chat/1/rooms/lobby").route.topic, "/rooms/lobby");
+        assert_eq!(found(&t, "/chat/1/rooms/x").route.topic, "/rooms/{id}");
+        assert_eq!(found(&t, "/chat/1/else/where").route.topic, "/*");
+        assert_eq!(found(&t, "/chat/1").route.topic, "/*");
+    }
+
+    #[test]
+    fn longest_context_wins_and_default_version_reaches_the_api() {
+        let t = table();
+        assert_eq!(found(&t, "/chat/1/admin").api.api.context, "/chat/1/admin");
+        assert_eq!(found(&t, "/chat/rooms/x").api.api.context, "/chat/1");
+        assert!(matches!(t.lookup("/other"), Lookup::NoApi));
+        assert!(matches!(t.lookup("/chatty/1"), Lookup::NoApi));
+        assert!(matches!(
+            t.lookup("/chat/1/admin/extra"),
+            Lookup::NoTopic { .. }
+        ));
+    }
+
+    #[test]
+    fn hostile_parameters_cannot_escape_their_segment() {
+        let t = table();
+        for (raw, encoded) in [
+            ("a%2Fb", "a%2Fb"),
+            ("a%3Fx%3D1", "a%3Fx%3D1"),
+            ("%23frag", "%23frag"),
+            ("..", "%2E%2E"),
+            ("%2E%2E", "%2E%2E"),
+            ("sp%20ace", "sp%20ace"),
+            ("caf%C3%A9", "caf%C3%A9"),
+        ] {
+            let m = found(&t, &format!("/chat/1/rooms/{raw}"));
+            assert_eq!(
+                backend_url("ws://b:1", &m, None),
+                format!("ws://b:1/r?room={encoded}"),
+                "{raw}"
+            );
+        }
+        let m = found(&t, "/chat/1/a/%2E%2E/b");
+        assert_eq!(backend_url("ws://b:1", &m, None), "ws://b:1/a/%2E%2E/b");
+    }
+
+    #[test]
+    fn query_is_forwarded_without_credentials() {
+        let t = table();
+        let m = found(&t, "/chat/1/rooms/lobby");
+        assert_eq!(
+            backend_url("ws://b:1", &m, Some("a=1&access_token=s3cret&b=2&APIKEY=k")),
+            "ws://b:1/lobby?a=1&b=2"
+        );
+        let m = found(&t, "/chat/1/rooms/x");
+        assert_eq!(
+            backend_url("ws://b:1", &m, Some("apikey=k&z=%20")),
+            "ws://b:1/r?room=x&z=%20"
+        );
+        assert_eq!(strip_credentials("access_token=1"), "");
+    }
+}

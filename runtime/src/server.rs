@@ -1,0 +1,390 @@
+//! The WebSocket listener: accept, read the handshake, decide, connect the backend, upgrade, relay.
+//!
+//! Every refusal is an HTTP status with a short plain-text reason, decided in this order:
+//! 400 (not HTTP), 405 (not GET), 404 (no API or topic; also CREATED APIs), 410 (RETIRED),
+//! 503 (BLOCKED, not ready, or over a connection limit), 426 (not a WebSocket upgrade),
+//! 502/504 (backend unreachable / too slow).
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use portico_compiler::plan::Lifecycle;
+use tokio::net::{TcpListener, TcpStream};
+use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
+use tokio_tungstenite::tungstenite::protocol::Role;
+use tokio_tungstenite::WebSocketStream;
+use tracing::{info, warn};
+
+use crate::backend::{self, BackendRequest, BackendSocket};
+use crate::connections::LimitError;
+use crate::http::{read_head, write_response, write_text, HeadError, RequestHead};
+use crate::metrics::{CloseLabels, ConnectionMetrics, StatusLabels};
+use crate::relay::{relay, RelayOptions};
+use crate::routes::{backend_url, Lookup};
+use crate::Gateway;
+
+/// Accepts connections until `stop` resolves.
+pub async fn serve(
+    gateway: Arc<Gateway>,
+    listener: TcpListener,
+    stop: impl std::future::Future<Output = ()>,
+) {
+    tokio::pin!(stop);
+    loop {
+        tokio::select! {
+            _ = &mut stop => return,
+            accepted = listener.accept() => match accepted {
+                Ok((stream, peer)) => {
+                    let gateway = gateway.clone();
+                    tokio::spawn(async move { handle(gateway, stream, peer).await });
+                }
+                Err(e) => {
+                    // Out of file descriptors and the like: back off instead of spinning.
+                    warn!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+            }
+        }
+    }
+}
+
+async fn refuse(
+    gateway: &Gateway,
+    stream: &mut TcpStream,
+    status: u16,
+    headers: &[(&str, String)],
+    text: &str,
+) {
+    gateway
+        .metrics
+        .handshakes
+        .get_or_create(&StatusLabels { status })
+        .inc();
+    let _ = write_text(stream, status, headers, text).await;
+}
+
+fn is_upgrade(head: &RequestHead) -> bool {
+    head.header_has_token("connection", "upgrade")
+        && head.header_has_token("upgrade", "websocket")
+        && head.header("sec-websocket-version").map(str::trim) == Some("13")
+        && head
+            .header("sec-websocket-key")
+            .is_some_and(|k| k.trim().len() == 24)
+}
+
+/// Headers sent to the backend: Origin, the configured allowlist, and the forwarding headers.
+fn backend_headers(
+    gateway: &Gateway,
+    head: &RequestHead,
+    peer: SocketAddr,
+) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    for (name, value) in &head.headers {
+        let lower = name.to_ascii_lowercase();
+        if lower == "origin"
+            || gateway
+                .config
+                .forward_headers
+                .iter()
+                .any(|h| h.eq_ignore_ascii_case(&lower))
+        {
+            out.push((lower, value.clone()));
+        }
+    }
+    let client_ip = peer.ip().to_string();
+    let xff = match head.header("x-forwarded-for") {
+        Some(prior) => format!("{prior}, {client_ip}"),
+        None => client_ip.clone(),
+    };
+    out.push(("x-forwarded-for".into(), xff));
+    out.push(("x-forwarded-proto".into(), "http".into()));
+    let host = head.header("host").unwrap_or_default();
+    let for_value = if peer.is_ipv6() {
+        format!("\"[{client_ip}]\"")
+    } else {
+        client_ip
+    };
+    let mut forwarded = format!("for={for_value};proto=http");
+    if !host.is_empty()
+        && host.chars().all(|c| c.is_ascii_graphic())
+        && !host.contains(['"', ';', ','])
+    {
+        forwarded.push_str(&format!(";host=\"{host}\""));
+    }
+    out.push(("forwarded".into(), forwarded));
+    out
+}
+
+async fn handle(gateway: Arc<Gateway>, mut stream: TcpStream, peer: SocketAddr) {
+    let _ = stream.set_nodelay(true);
+    let head = match tokio::time::timeout(
+        gateway.config.handshake_timeout(),
+        read_head(&mut stream),
+    )
+    .await
+    {
+        Err(_) => {
+            refuse(&gateway, &mut stream, 408, &[], "handshake timeout").await;
+            return;
+        }
+        Ok(Err(HeadError::Io)) => return,
+        Ok(Err(HeadError::Malformed(why))) => {
+            refuse(&gateway, &mut stream, 400, &[], why).await;
+            return;
+        }
+        Ok(Ok(pair)) => pair,
+    };
+    let (head, leftover) = head;
+    if head.method != "GET" {
+        refuse(
+            &gateway,
+            &mut stream,
+            405,
+            &[("allow", "GET".into())],
+            "only GET can open a WebSocket",
+        )
+        .await;
+        return;
+    }
+    if *gateway.shutting_down.borrow() {
+        refuse(
+            &gateway,
+            &mut stream,
+            503,
+            &[],
+            "the gateway is shutting down",
+        )
+        .await;
+        return;
+    }
+    let Some(table) = gateway.table.load_full() else {
+        refuse(&gateway, &mut stream, 503, &[], "no plan loaded yet").await;
+        return;
+    };
+    let m = match table.lookup(&head.path) {
+        Lookup::NoApi => {
+            refuse(
+                &gateway,
+                &mut stream,
+                404,
+                &[],
+                "no API is served at this path",
+            )
+            .await;
+            return;
+        }
+        Lookup::NoTopic { api } => {
+            let text = format!(
+                "{} {} has no topic at this path",
+                api.api.title, api.api.version
+            );
+            refuse(&gateway, &mut stream, 404, &[], &text).await;
+            return;
+        }
+        Lookup::Found(m) => m,
+    };
+    let api = &m.api.api;
+    match api.lifecycle {
+        Lifecycle::Created => {
+            refuse(
+                &gateway,
+                &mut stream,
+                404,
+                &[],
+                "no API is served at this path",
+            )
+            .await;
+            return;
+        }
+        Lifecycle::Retired => {
+            let text = format!("{} {} is retired", api.title, api.version);
+            refuse(&gateway, &mut stream, 410, &[], &text).await;
+            return;
+        }
+        Lifecycle::Blocked => {
+            let text = format!("{} {} is blocked", api.title, api.version);
+            refuse(&gateway, &mut stream, 503, &[], &text).await;
+            return;
+        }
+        Lifecycle::Published | Lifecycle::Deprecated | Lifecycle::Prototyped => {}
+    }
+    if !is_upgrade(&head) {
+        refuse(
+            &gateway,
+            &mut stream,
+            426,
+            &[
+                ("upgrade", "websocket".into()),
+                ("sec-websocket-version", "13".into()),
+            ],
+            "this is a WebSocket endpoint: connect with a WebSocket client",
+        )
+        .await;
+        return;
+    }
+    let api_limit = api
+        .limits
+        .max_connections
+        .map(|n| n as usize)
+        .unwrap_or(gateway.config.max_connections_per_api);
+    let registration = match gateway.connections.register(
+        m.api.key(),
+        &m.route.pattern,
+        gateway.config.max_connections,
+        api_limit,
+    ) {
+        Ok(r) => r,
+        Err(LimitError::Global(n)) => {
+            let text = format!("the gateway is at its limit of {n} connections");
+            refuse(
+                &gateway,
+                &mut stream,
+                503,
+                &[("retry-after", "5".into())],
+                &text,
+            )
+            .await;
+            return;
+        }
+        Err(LimitError::PerApi(n)) => {
+            let text = format!(
+                "{} {} is at its limit of {n} connections",
+                api.title, api.version
+            );
+            refuse(
+                &gateway,
+                &mut stream,
+                503,
+                &[("retry-after", "5".into())],
+                &text,
+            )
+            .await;
+            return;
+        }
+    };
+    let url = backend_url(&api.endpoints.production, &m, head.query.as_deref());
+    let offered = head.header("sec-websocket-protocol");
+    let mut ws_config = gateway.ws_config;
+    if let Some(max) = api.limits.max_message_bytes {
+        ws_config = ws_config.max_message_size(Some(max as usize));
+    }
+    if let Some(max) = api.limits.max_frame_bytes {
+        ws_config = ws_config.max_frame_size(Some(max as usize));
+    }
+    let started = Instant::now();
+    let connected = backend::connect(
+        BackendRequest {
+            url: &url,
+            headers: backend_headers(&gateway, &head, peer),
+            protocols: offered,
+            route: m.route,
+        },
+        ws_config,
+        &gateway.tls,
+        gateway.config.connect_timeout(),
+    )
+    .await;
+    gateway
+        .metrics
+        .backend_connect_seconds
+        .get_or_create(&crate::metrics::ApiLabels {
+            api: m.api.key().to_string(),
+        })
+        .observe(started.elapsed().as_secs_f64());
+    let connected = match connected {
+        Ok(c) => c,
+        Err(e) => {
+            warn!(api = %api.context, route = %m.route.pattern, status = e.status(), reason = %e.reason(), "backend connection failed");
+            refuse(&gateway, &mut stream, e.status(), &[], &e.reason()).await;
+            return;
+        }
+    };
+    // Complete the client's upgrade, returning the backend's subprotocol choice if the client offered it.
+    let key = head.header("sec-websocket-key").unwrap_or_default().trim();
+    let mut headers = vec![
+        ("upgrade", "websocket".to_string()),
+        ("connection", "Upgrade".to_string()),
+        ("sec-websocket-accept", derive_accept_key(key.as_bytes())),
+    ];
+    if let Some(chosen) = &connected.protocol {
+        let offered_list: Vec<&str> = offered
+            .unwrap_or_default()
+            .split(',')
+            .map(str::trim)
+            .collect();
+        if offered_list.contains(&chosen.as_str()) {
+            headers.push(("sec-websocket-protocol", chosen.clone()));
+        }
+    }
+    if api.lifecycle == Lifecycle::Deprecated {
+        headers.push(("deprecation", "true".to_string()));
+        warn!(api = %api.context, "serving a DEPRECATED API");
+    }
+    let mut response = String::from("HTTP/1.1 101 Switching Protocols\r\n");
+    for (k, v) in &headers {
+        response.push_str(&format!("{k}: {v}\r\n"));
+    }
+    response.push_str("\r\n");
+    if tokio::io::AsyncWriteExt::write_all(&mut stream, response.as_bytes())
+        .await
+        .is_err()
+    {
+        return;
+    }
+    gateway
+        .metrics
+        .handshakes
+        .get_or_create(&StatusLabels { status: 101 })
+        .inc();
+    let metrics = ConnectionMetrics::new(&gateway.metrics, m.api.key(), &m.route.pattern);
+    metrics.open.inc();
+    let api_key = m.api.key().to_string();
+    let route = m.route.pattern.clone();
+    drop(table);
+    info!(api = %api_key, route = %route, peer = %peer, "connection opened");
+    let client =
+        WebSocketStream::from_partially_read(stream, leftover, Role::Server, Some(ws_config)).await;
+    let options = RelayOptions {
+        idle_timeout: gateway.config.idle_timeout(),
+        keepalive: gateway.config.keepalive(),
+        close_grace: Duration::from_secs(5),
+    };
+    let opened = Instant::now();
+    let commands = registration.commands.clone();
+    let report = match connected.socket {
+        BackendSocket::Remote(b) => relay(client, b, options, metrics.clone(), commands).await,
+        BackendSocket::Builtin(b) => relay(client, b, options, metrics.clone(), commands).await,
+    };
+    drop(registration);
+    metrics.open.dec();
+    gateway
+        .metrics
+        .closes
+        .get_or_create(&CloseLabels {
+            initiator: if report.initiator.is_empty() {
+                "unknown"
+            } else {
+                report.initiator
+            },
+            code: report.code.unwrap_or(1005),
+        })
+        .inc();
+    info!(
+        api = %api_key,
+        route = %route,
+        duration_ms = opened.elapsed().as_millis() as u64,
+        bytes_up = report.bytes_up,
+        bytes_down = report.bytes_down,
+        messages_up = report.messages_up,
+        messages_down = report.messages_down,
+        close_code = report.code.unwrap_or(1005),
+        closed_by = report.initiator,
+        "connection closed"
+    );
+}
+
+/// Writes an admin or error response; re-exported for the admin listener.
+pub async fn respond(stream: &mut TcpStream, status: u16, content_type: &str, body: &[u8]) {
+    let _ = write_response(stream, status, &[], content_type, body).await;
+}

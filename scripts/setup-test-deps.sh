@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# Installs what the test suite needs beyond cargo, idempotently, into target/ci/:
+#   - a Python virtualenv with `websockets` (the non-Rust client of the interop test);
+#   - Autobahn|Testsuite `wstest` (WebSocket conformance), when ../shared/tools has its installer;
+#   - Debian's chromium (headless browser tests of the generated docs), when missing.
+# Safe to run repeatedly; each step is skipped when already done.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+CI=target/ci
+mkdir -p "$CI"
+
+if [ ! -x "$CI/venv/bin/python" ] || ! "$CI/venv/bin/python" -c 'import websockets' 2>/dev/null; then
+  echo "setup: python venv with websockets"
+  python3 -m venv "$CI/venv"
+  "$CI/venv/bin/pip" install --quiet --disable-pip-version-check 'websockets>=13,<16'
+fi
+
+if ! command -v chromium >/dev/null 2>&1; then
+  echo "setup: chromium (apt)"
+  if [ "$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi
+  $SUDO apt-get update -qq >/dev/null
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq chromium >/dev/null
+fi
+echo "setup: done"
