@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs what the test suite needs beyond cargo, idempotently, into target/ci/:
 #   - a Python virtualenv with `websockets` (the non-Rust client of the interop test);
-#   - Autobahn|Testsuite `wstest` (WebSocket conformance), when ../shared/tools has its installer;
+#   - Autobahn|Testsuite `wstest` (WebSocket conformance, scripts/install-autobahn.sh);
 #   - Debian's chromium (headless browser tests of the generated docs), when missing.
 # Safe to run repeatedly; each step is skipped when already done.
 set -euo pipefail
@@ -13,6 +13,11 @@ if [ ! -x "$CI/venv/bin/python" ] || ! "$CI/venv/bin/python" -c 'import websocke
   echo "setup: python venv with websockets"
   python3 -m venv "$CI/venv"
   "$CI/venv/bin/pip" install --quiet --disable-pip-version-check 'websockets>=13,<16'
+fi
+
+if [ ! -x "$CI/autobahn/wstest" ]; then
+  echo "setup: Autobahn|Testsuite (wstest)"
+  scripts/install-autobahn.sh "$CI/autobahn"
 fi
 
 if ! command -v chromium >/dev/null 2>&1; then

@@ -22,7 +22,7 @@ struct Cli {
     paths: Vec<PathBuf>,
 
     /// Write the plan (DIR/plan.json) here. Without it, `compile` only validates.
-    #[arg(long, value_name = "DIR")]
+    #[arg(long, value_name = "DIR", conflicts_with = "lint")]
     out: Option<PathBuf>,
 
     /// Check plain AsyncAPI only: no gateway rules, no plan.

@@ -77,6 +77,8 @@ struct Shared {
     backend_pings: VecDeque<Bytes>,
     last_data: Instant,
     last_from_client: Instant,
+    /// The close owed to a side that broke the protocol, sent once the other side has closed.
+    fault: [Option<CloseCommand>; 2],
     report: RelayReport,
 }
 
@@ -106,6 +108,17 @@ enum Side {
 }
 
 impl Side {
+    fn index(self) -> usize {
+        self as usize
+    }
+
+    fn other(self) -> Side {
+        match self {
+            Side::Client => Side::Backend,
+            Side::Backend => Side::Client,
+        }
+    }
+
     fn name(self) -> &'static str {
         match self {
             Side::Client => "client",
@@ -143,6 +156,7 @@ where
         backend_pings: VecDeque::new(),
         last_data: now,
         last_from_client: now,
+        fault: [None, None],
         report: RelayReport::default(),
     }));
     let (client_tx, client_rx) = client.split();
@@ -157,7 +171,6 @@ where
         client_rx,
         backend_tx,
         close_backend_rx,
-        &close_client,
         &close_started,
         &shared,
         &metrics,
@@ -167,7 +180,6 @@ where
         backend_rx,
         client_tx,
         close_client_rx,
-        &close_backend,
         &close_started,
         &shared,
         &metrics,
@@ -271,15 +283,14 @@ fn note_initiator(shared: &Arc<Mutex<Shared>>, who: &'static str, cmd: &CloseCom
 }
 
 /// One direction. Reads `from`, writes `to`; `closing` asks it to close `to` (a `None` value is a
-/// wake-up to send a keepalive ping); `close_from` asks the other pump to close `from` (when `from`
-/// breaks the protocol); `close_started` tells the supervisor that the close handshake has begun.
+/// wake-up to send a keepalive ping); `close_started` tells the supervisor that the close
+/// handshake has begun.
 #[allow(clippy::too_many_arguments)]
 async fn pump<R, W>(
     side: Side,
     mut from: R,
     mut to: W,
     mut closing: watch::Receiver<Option<CloseCommand>>,
-    close_from: &watch::Sender<Option<CloseCommand>>,
     close_started: &Notify,
     shared: &Arc<Mutex<Shared>>,
     metrics: &ConnectionMetrics,
@@ -342,7 +353,9 @@ async fn pump<R, W>(
                     return;
                 }
                 failed = true;
-                // Tell a peer that broke the protocol why (through the pump that writes to it).
+                // A peer that broke the protocol is told why, but only once the other side has
+                // closed: what the other side still sends (say, the echo of the offender's last
+                // valid message) is delivered first. The other pump sends it (it owns the writer).
                 let told = error_code(&e);
                 if let Some(code) = told {
                     let reason = match code {
@@ -352,7 +365,7 @@ async fn pump<R, W>(
                     };
                     let cmd = CloseCommand::new(code, reason);
                     note_initiator(shared, "gateway", &cmd);
-                    let _ = close_from.send(Some(cmd));
+                    shared.lock().expect("relay state").fault[side.index()] = Some(cmd);
                 }
                 if to_open {
                     to_open = false;
@@ -369,7 +382,11 @@ async fn pump<R, W>(
             None => {
                 close_started.notify_one();
                 if to_open {
-                    let cmd = CloseCommand::new(1011, format!("{} connection lost", side.name()));
+                    let fault =
+                        shared.lock().expect("relay state").fault[side.other().index()].take();
+                    let cmd = fault.unwrap_or_else(|| {
+                        CloseCommand::new(1011, format!("{} connection lost", side.name()))
+                    });
                     note_initiator(shared, side.name(), &cmd);
                     let _ = to.send(Message::Close(Some(cmd.frame()))).await;
                 }
@@ -434,7 +451,14 @@ async fn pump<R, W>(
                 close_started.notify_one();
                 if to_open {
                     to_open = false;
-                    let _ = to.send(Message::Close(frame.clone())).await;
+                    // If `to` broke the protocol, this Close completes the drain: now tell it why.
+                    let fault =
+                        shared.lock().expect("relay state").fault[side.other().index()].take();
+                    let reply = match fault {
+                        Some(cmd) => Message::Close(Some(cmd.frame())),
+                        None => Message::Close(frame.clone()),
+                    };
+                    let _ = to.send(reply).await;
                 }
                 // Keep reading: the protocol layer completes this side's close handshake.
                 None

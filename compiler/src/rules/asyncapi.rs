@@ -1,6 +1,7 @@
 //! Rules the official parser (`@asyncapi/parser`) enforces beyond the JSON Schema, plus a few the
-//! AsyncAPI TCK expects and the official parser misses. Codes follow the official parser's where it
-//! has one (`asyncapi2-channel-parameters`, ...), so users can look them up.
+//! AsyncAPI TCK expects and the official parser misses. Codes reuse the official parser's rule names
+//! where they are the same check (`asyncapi2-channel-parameters`, `asyncapi2-server-variables`, ...);
+//! checks shared by 2.x and 3.x carry a version-neutral `asyncapi-` prefix.
 //!
 //! All rules read the resolved document ([`Resolved`]) so that a message defined in another file is
 //! checked once, where it is written; AsyncAPI 3 operation/channel links are compared on the raw tree

@@ -78,15 +78,22 @@ pub fn check(api: &Api, cx: &Context, diags: &mut Vec<Diagnostic>) -> Option<Pla
         })
         .unwrap_or(false);
     let endpoints = check_endpoints(api, cx, diags);
+    // `1e6` is a YAML float but a whole number; the extension schema has checked it is an integer.
+    let whole = |n: &Node| {
+        let v = n.to_json();
+        v.as_u64().or_else(|| {
+            v.as_f64()
+                .filter(|f| f.fract() == 0.0 && *f >= 0.0 && *f < 1e18)
+                .map(|f| f as u64)
+        })
+    };
     let limits = gateway
         .and_then(|g| g.get("limits"))
         .map(|l| ApiLimits {
-            max_message_bytes: l.get("maxMessageBytes").and_then(|n| n.to_json().as_u64()),
-            max_frame_bytes: l.get("maxFrameBytes").and_then(|n| n.to_json().as_u64()),
-            max_connections: l.get("maxConnections").and_then(|n| n.to_json().as_u64()),
-            idle_timeout_seconds: l
-                .get("idleTimeoutSeconds")
-                .and_then(|n| n.to_json().as_u64()),
+            max_message_bytes: l.get("maxMessageBytes").and_then(whole),
+            max_frame_bytes: l.get("maxFrameBytes").and_then(whole),
+            max_connections: l.get("maxConnections").and_then(whole),
+            idle_timeout_seconds: l.get("idleTimeoutSeconds").and_then(whole),
         })
         .unwrap_or_default();
 
@@ -203,6 +210,8 @@ fn check_context(api: &Api, cx: &Context, diags: &mut Vec<Diagnostic>) -> Option
         Some("must not contain empty segments (`//`)")
     } else if text.replace("{version}", "").contains(['{', '}']) {
         Some("may contain `{version}` and no other parameter")
+    } else if text.contains("{version}") && !text.split('/').any(|seg| seg == "{version}") {
+        Some("may contain `{version}` only as a whole segment (`/chat/{version}`, not `/chat/v{version}`)")
     } else if text.len() > 1 && text.ends_with('/') {
         Some("must not end with `/`")
     } else if text == "/" {
@@ -236,7 +245,7 @@ fn check_lifecycle(api: &Api, cx: &Context, diags: &mut Vec<Diagnostic>) -> Life
     match node.as_str().and_then(Lifecycle::parse) {
         Some(l) => l,
         None => {
-            // Inside x-gateway the extension schema already reported it.
+            // Inside x-gateway the extension schema has already reported it.
             if api
                 .gateway
                 .as_ref()
@@ -250,15 +259,6 @@ fn check_lifecycle(api: &Api, cx: &Context, diags: &mut Vec<Diagnostic>) -> Life
                     )
                     .with_help(format!("use one of {}", Lifecycle::NAMES.join(", ")))
                     .at(node.span, "/data/lifeCycleStatus"),
-                );
-            } else {
-                diags.push(
-                    Diagnostic::error(
-                        "gateway-lifecycle-invalid",
-                        format!("`{}` is not a lifecycle state", node.to_json()),
-                    )
-                    .with_help(format!("use one of {}", Lifecycle::NAMES.join(", ")))
-                    .at(node.span, "/x-gateway/lifecycle"),
                 );
             }
             Lifecycle::Published
@@ -315,9 +315,11 @@ fn default_endpoint(api: &Api, role: &str, diags: &mut Vec<Diagnostic>) -> Optio
     if let Some(s) = api.servers.iter().find(|s| s.name == role) {
         return check_url(&s.url, s.span, &s.pointer, diags);
     }
+    // A server named `sandbox` is the sandbox backend, never a candidate for production.
     let ws: Vec<_> = api
         .servers
         .iter()
+        .filter(|s| s.name != "sandbox")
         .filter(|s| matches!(s.protocol.to_ascii_lowercase().as_str(), "ws" | "wss"))
         .collect();
     match ws.as_slice() {
@@ -561,7 +563,7 @@ fn build_routes(api: &Api, context: &str, diags: &mut Vec<Diagnostic>) -> Vec<Ro
                 if !list.iter().any(|x: &PlanMessage| x.name == m.name) {
                     list.push(PlanMessage {
                         name: m.name.clone(),
-                        schema: m.payload.clone(),
+                        schema: m.payload.clone().map(self_contained),
                         examples: m.examples.clone(),
                     });
                 }
@@ -686,6 +688,28 @@ fn check_address(
         }
     }
     true
+}
+
+/// The plan must be readable without the specs: a `$ref` left by a recursive schema (which cannot
+/// be expanded) becomes an open schema that says what it stood for.
+fn self_contained(mut schema: Value) -> Value {
+    let mut stack = vec![&mut schema];
+    while let Some(v) = stack.pop() {
+        match v {
+            Value::Object(map) => {
+                if let Some(Value::String(r)) = map.get("$ref") {
+                    let note = format!("recursive reference to {r}, not expanded");
+                    map.clear();
+                    map.insert("description".into(), Value::String(note));
+                    continue;
+                }
+                stack.extend(map.values_mut());
+            }
+            Value::Array(items) => stack.extend(items.iter_mut()),
+            _ => {}
+        }
+    }
+    schema
 }
 
 /// `{uri.var.name}` (WSO2) → `{name}`.
