@@ -103,7 +103,7 @@ pub struct Config {
     pub backend_ca: Option<PathBuf>,
 
     /// Per-socket read buffer, in bytes. Small keeps idle connections cheap.
-    #[arg(long, env = "PORTICO_READ_BUFFER_BYTES", default_value_t = 4096)]
+    #[arg(long, env = "PORTICO_READ_BUFFER_BYTES", default_value_t = 1024)]
     pub read_buffer_bytes: usize,
 }
 

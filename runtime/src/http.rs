@@ -158,3 +158,60 @@ pub async fn write_text<S: AsyncWrite + Unpin>(
     )
     .await
 }
+
+/// A response head: status, headers, and the bytes read past it.
+#[derive(Debug)]
+pub struct ResponseHead {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+}
+
+impl ResponseHead {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// Reads one response head (the backend's answer to an upgrade). Returns it and the bytes read
+/// past it: a backend may send its first frames right behind the 101.
+pub async fn read_response_head<S: AsyncRead + Unpin>(
+    stream: &mut S,
+) -> Result<(ResponseHead, Vec<u8>), HeadError> {
+    let mut buf = Vec::with_capacity(512);
+    loop {
+        let mut chunk = [0u8; 512];
+        let n = stream.read(&mut chunk).await.map_err(|_| HeadError::Io)?;
+        if n == 0 {
+            return Err(HeadError::Io);
+        }
+        buf.extend_from_slice(&chunk[..n]);
+        let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
+        let mut response = httparse::Response::new(&mut headers);
+        match response.parse(&buf) {
+            Ok(httparse::Status::Complete(len)) => {
+                let head = ResponseHead {
+                    status: response.code.unwrap_or(0),
+                    headers: response
+                        .headers
+                        .iter()
+                        .map(|h| {
+                            (
+                                h.name.to_string(),
+                                String::from_utf8_lossy(h.value).into_owned(),
+                            )
+                        })
+                        .collect(),
+                };
+                return Ok((head, buf[len..].to_vec()));
+            }
+            Ok(httparse::Status::Partial) if buf.len() < MAX_HEAD_BYTES => continue,
+            Ok(httparse::Status::Partial) => {
+                return Err(HeadError::Malformed("response head too large"))
+            }
+            Err(_) => return Err(HeadError::Malformed("not an HTTP/1.1 response")),
+        }
+    }
+}

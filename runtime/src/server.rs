@@ -17,10 +17,10 @@ use tokio_tungstenite::WebSocketStream;
 use tracing::{info, warn};
 
 use crate::backend::{self, BackendRequest, BackendSocket};
-use crate::connections::LimitError;
+use crate::connections::{LimitError, Registration};
 use crate::http::{read_head, write_response, write_text, HeadError, RequestHead};
 use crate::metrics::{CloseLabels, ConnectionMetrics, StatusLabels};
-use crate::relay::{relay, RelayOptions};
+use crate::relay::{relay, RelayOptions, RelayReport};
 use crate::routes::{backend_url, Lookup};
 use crate::Gateway;
 
@@ -37,7 +37,7 @@ pub async fn serve(
             accepted = listener.accept() => match accepted {
                 Ok((stream, peer)) => {
                     let gateway = gateway.clone();
-                    tokio::spawn(async move { handle(gateway, stream, peer).await });
+                    tokio::spawn(handle(gateway, stream, peer));
                 }
                 Err(e) => {
                     // Out of file descriptors and the like: back off instead of spinning.
@@ -116,71 +116,85 @@ fn backend_headers(
     out
 }
 
-async fn handle(gateway: Arc<Gateway>, mut stream: TcpStream, peer: SocketAddr) {
+/// A connection's first task: the handshake. Once upgraded, the relay runs in a task of its own,
+/// so that what stays allocated for the connection's life is the relay's state and nothing else
+/// (an async fn's future is as large as its largest state; measured with massif, this keeps an
+/// idle proxied connection near 15 KiB instead of 29 KiB).
+async fn handle(gateway: Arc<Gateway>, stream: TcpStream, peer: SocketAddr) {
+    if let Some(session) = Box::pin(handshake(&gateway, stream, peer)).await {
+        session.start(gateway);
+    }
+}
+
+/// Reads and answers the handshake; `None` when the connection was refused (already answered).
+async fn handshake(gateway: &Gateway, mut stream: TcpStream, peer: SocketAddr) -> Option<Session> {
     let _ = stream.set_nodelay(true);
+    // The handshake and the backend connection are boxed: an async fn's future is as large as its
+    // largest state, and theirs (buffers, TLS state) would otherwise stay inside every connection's
+    // task for its whole life (measured with massif: 15 KiB per connection).
     let head = match tokio::time::timeout(
         gateway.config.handshake_timeout(),
-        read_head(&mut stream),
+        Box::pin(read_head(&mut stream)),
     )
     .await
     {
         Err(_) => {
-            refuse(&gateway, &mut stream, 408, &[], "handshake timeout").await;
-            return;
+            refuse(gateway, &mut stream, 408, &[], "handshake timeout").await;
+            return None;
         }
-        Ok(Err(HeadError::Io)) => return,
+        Ok(Err(HeadError::Io)) => return None,
         Ok(Err(HeadError::Malformed(why))) => {
-            refuse(&gateway, &mut stream, 400, &[], why).await;
-            return;
+            refuse(gateway, &mut stream, 400, &[], why).await;
+            return None;
         }
         Ok(Ok(pair)) => pair,
     };
     let (head, leftover) = head;
     if head.method != "GET" {
         refuse(
-            &gateway,
+            gateway,
             &mut stream,
             405,
             &[("allow", "GET".into())],
             "only GET can open a WebSocket",
         )
         .await;
-        return;
+        return None;
     }
     if *gateway.shutting_down.borrow() {
         refuse(
-            &gateway,
+            gateway,
             &mut stream,
             503,
             &[],
             "the gateway is shutting down",
         )
         .await;
-        return;
+        return None;
     }
     let Some(table) = gateway.table.load_full() else {
-        refuse(&gateway, &mut stream, 503, &[], "no plan loaded yet").await;
-        return;
+        refuse(gateway, &mut stream, 503, &[], "no plan loaded yet").await;
+        return None;
     };
     let m = match table.lookup(&head.path) {
         Lookup::NoApi => {
             refuse(
-                &gateway,
+                gateway,
                 &mut stream,
                 404,
                 &[],
                 "no API is served at this path",
             )
             .await;
-            return;
+            return None;
         }
         Lookup::NoTopic { api } => {
             let text = format!(
                 "{} {} has no topic at this path",
                 api.api.title, api.api.version
             );
-            refuse(&gateway, &mut stream, 404, &[], &text).await;
-            return;
+            refuse(gateway, &mut stream, 404, &[], &text).await;
+            return None;
         }
         Lookup::Found(m) => m,
     };
@@ -188,30 +202,30 @@ async fn handle(gateway: Arc<Gateway>, mut stream: TcpStream, peer: SocketAddr) 
     match api.lifecycle {
         Lifecycle::Created => {
             refuse(
-                &gateway,
+                gateway,
                 &mut stream,
                 404,
                 &[],
                 "no API is served at this path",
             )
             .await;
-            return;
+            return None;
         }
         Lifecycle::Retired => {
             let text = format!("{} {} is retired", api.title, api.version);
-            refuse(&gateway, &mut stream, 410, &[], &text).await;
-            return;
+            refuse(gateway, &mut stream, 410, &[], &text).await;
+            return None;
         }
         Lifecycle::Blocked => {
             let text = format!("{} {} is blocked", api.title, api.version);
-            refuse(&gateway, &mut stream, 503, &[], &text).await;
-            return;
+            refuse(gateway, &mut stream, 503, &[], &text).await;
+            return None;
         }
         Lifecycle::Published | Lifecycle::Deprecated | Lifecycle::Prototyped => {}
     }
     if !is_upgrade(&head) {
         refuse(
-            &gateway,
+            gateway,
             &mut stream,
             426,
             &[
@@ -221,7 +235,7 @@ async fn handle(gateway: Arc<Gateway>, mut stream: TcpStream, peer: SocketAddr) 
             "this is a WebSocket endpoint: connect with a WebSocket client",
         )
         .await;
-        return;
+        return None;
     }
     let api_limit = api
         .limits
@@ -238,14 +252,14 @@ async fn handle(gateway: Arc<Gateway>, mut stream: TcpStream, peer: SocketAddr) 
         Err(LimitError::Global(n)) => {
             let text = format!("the gateway is at its limit of {n} connections");
             refuse(
-                &gateway,
+                gateway,
                 &mut stream,
                 503,
                 &[("retry-after", "5".into())],
                 &text,
             )
             .await;
-            return;
+            return None;
         }
         Err(LimitError::PerApi(n)) => {
             let text = format!(
@@ -253,14 +267,14 @@ async fn handle(gateway: Arc<Gateway>, mut stream: TcpStream, peer: SocketAddr) 
                 api.title, api.version
             );
             refuse(
-                &gateway,
+                gateway,
                 &mut stream,
                 503,
                 &[("retry-after", "5".into())],
                 &text,
             )
             .await;
-            return;
+            return None;
         }
     };
     let url = backend_url(&api.endpoints.production, &m, head.query.as_deref());
@@ -273,17 +287,17 @@ async fn handle(gateway: Arc<Gateway>, mut stream: TcpStream, peer: SocketAddr) 
         ws_config = ws_config.max_frame_size(Some(max as usize));
     }
     let started = Instant::now();
-    let connected = backend::connect(
+    let connected = Box::pin(backend::connect(
         BackendRequest {
             url: &url,
-            headers: backend_headers(&gateway, &head, peer),
+            headers: backend_headers(gateway, &head, peer),
             protocols: offered,
             route: m.route,
         },
         ws_config,
         &gateway.tls,
         gateway.config.connect_timeout(),
-    )
+    ))
     .await;
     gateway
         .metrics
@@ -296,8 +310,8 @@ async fn handle(gateway: Arc<Gateway>, mut stream: TcpStream, peer: SocketAddr) 
         Ok(c) => c,
         Err(e) => {
             warn!(api = %api.context, route = %m.route.pattern, status = e.status(), reason = %e.reason(), "backend connection failed");
-            refuse(&gateway, &mut stream, e.status(), &[], &e.reason()).await;
-            return;
+            refuse(gateway, &mut stream, e.status(), &[], &e.reason()).await;
+            return None;
         }
     };
     // Complete the client's upgrade, returning the backend's subprotocol choice if the client offered it.
@@ -330,7 +344,7 @@ async fn handle(gateway: Arc<Gateway>, mut stream: TcpStream, peer: SocketAddr) 
         .await
         .is_err()
     {
-        return;
+        return None;
     }
     gateway
         .metrics
@@ -339,49 +353,111 @@ async fn handle(gateway: Arc<Gateway>, mut stream: TcpStream, peer: SocketAddr) 
         .inc();
     let metrics = ConnectionMetrics::new(&gateway.metrics, m.api.key(), &m.route.pattern);
     metrics.open.inc();
-    let api_key = m.api.key().to_string();
+    let api = m.api.key().to_string();
     let route = m.route.pattern.clone();
-    drop(table);
-    info!(api = %api_key, route = %route, peer = %peer, "connection opened");
+    info!(api = %api, route = %route, peer = %peer, "connection opened");
     let client =
         WebSocketStream::from_partially_read(stream, leftover, Role::Server, Some(ws_config)).await;
-    let options = RelayOptions {
-        idle_timeout: gateway.config.idle_timeout(),
-        keepalive: gateway.config.keepalive(),
-        close_grace: Duration::from_secs(5),
-    };
-    let opened = Instant::now();
-    let commands = registration.commands.clone();
-    let report = match connected.socket {
-        BackendSocket::Remote(b) => relay(client, b, options, metrics.clone(), commands).await,
-        BackendSocket::Builtin(b) => relay(client, b, options, metrics.clone(), commands).await,
-    };
-    drop(registration);
-    metrics.open.dec();
-    gateway
-        .metrics
-        .closes
-        .get_or_create(&CloseLabels {
-            initiator: if report.initiator.is_empty() {
-                "unknown"
-            } else {
-                report.initiator
-            },
-            code: report.code.unwrap_or(1005),
-        })
-        .inc();
-    info!(
-        api = %api_key,
-        route = %route,
-        duration_ms = opened.elapsed().as_millis() as u64,
-        bytes_up = report.bytes_up,
-        bytes_down = report.bytes_down,
-        messages_up = report.messages_up,
-        messages_down = report.messages_down,
-        close_code = report.code.unwrap_or(1005),
-        closed_by = report.initiator,
-        "connection closed"
-    );
+    Some(Session {
+        client,
+        backend: connected.socket,
+        registration,
+        metrics,
+        api,
+        route,
+    })
+}
+
+/// An upgraded connection: everything the relay phase keeps for the connection's life.
+struct Session {
+    client: WebSocketStream<TcpStream>,
+    backend: BackendSocket,
+    registration: Registration,
+    metrics: ConnectionMetrics,
+    api: String,
+    route: String,
+}
+
+impl Session {
+    /// Spawns the relay and, after it, the connection's close accounting.
+    fn start(self, gateway: Arc<Gateway>) {
+        let Session {
+            client,
+            backend,
+            registration,
+            metrics,
+            api,
+            route,
+        } = self;
+        let options = RelayOptions {
+            idle_timeout: gateway.config.idle_timeout(),
+            keepalive: gateway.config.keepalive(),
+            close_grace: Duration::from_secs(5),
+        };
+        let commands = registration.commands.clone();
+        let m = metrics.clone();
+        let end = Ended {
+            gateway,
+            registration,
+            metrics,
+            api,
+            route,
+            opened: Instant::now(),
+        };
+        match backend {
+            BackendSocket::Plain(b) => spawn_relay(relay(client, b, options, m, commands), end),
+            BackendSocket::Tls(b) => spawn_relay(relay(client, b, options, m, commands), end),
+            BackendSocket::Builtin(b) => spawn_relay(relay(client, b, options, m, commands), end),
+        }
+    }
+}
+
+fn spawn_relay(relay: impl std::future::Future<Output = RelayReport> + Send + 'static, end: Ended) {
+    tokio::spawn(async move {
+        let report = relay.await;
+        end.finish(report);
+    });
+}
+
+/// What is needed once the relay is over: unregister, count, log.
+struct Ended {
+    gateway: Arc<Gateway>,
+    registration: Registration,
+    metrics: ConnectionMetrics,
+    api: String,
+    route: String,
+    opened: Instant,
+}
+
+impl Ended {
+    fn finish(self, report: RelayReport) {
+        drop(self.registration);
+        self.metrics.open.dec();
+        self.gateway
+            .metrics
+            .closes
+            .get_or_create(&CloseLabels {
+                initiator: if report.initiator.is_empty() {
+                    "unknown"
+                } else {
+                    report.initiator
+                },
+                code: report.code.unwrap_or(1005),
+            })
+            .inc();
+        info!(
+            api = %self.api,
+            route = %self.route,
+            duration_ms = self.opened.elapsed().as_millis() as u64,
+            bytes_up = report.bytes_up,
+            bytes_down = report.bytes_down,
+            messages_up = report.messages_up,
+            messages_down = report.messages_down,
+            close_code = report.code.unwrap_or(1005),
+            closed_by = report.initiator,
+            "connection closed"
+        );
+    }
 }
 
 /// Writes an admin or error response; re-exported for the admin listener.
