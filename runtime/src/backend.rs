@@ -24,7 +24,7 @@ use portico_compiler::plan::Route;
 /// TCP stream), which every plain connection would otherwise pay.
 pub enum BackendSocket {
     Plain(WebSocketStream<TcpStream>),
-    Tls(WebSocketStream<MaybeTlsStream<TcpStream>>),
+    Tls(Box<WebSocketStream<MaybeTlsStream<TcpStream>>>),
     Builtin(WebSocketStream<DuplexStream>),
 }
 
@@ -174,7 +174,7 @@ pub async fn connect(
                 .and_then(|v| v.to_str().ok())
                 .map(str::to_string);
             Ok(Connected {
-                socket: BackendSocket::Tls(socket),
+                socket: BackendSocket::Tls(Box::new(socket)),
                 protocol,
             })
         } else {

@@ -44,15 +44,11 @@ pub async fn serve(kind: Kind, socket: WebSocketStream<DuplexStream>, route: Rou
 
 async fn echo(mut socket: WebSocketStream<DuplexStream>) {
     while let Some(Ok(message)) = socket.next().await {
-        match message {
-            Message::Text(_) | Message::Binary(_) => {
-                if socket.send(message).await.is_err() {
-                    return;
-                }
-            }
-            // Pings are answered by the protocol layer; a close is answered the same way.
-            Message::Close(_) => {}
-            _ => {}
+        // Pings are answered by the protocol layer, and so is a close.
+        if matches!(message, Message::Text(_) | Message::Binary(_))
+            && socket.send(message).await.is_err()
+        {
+            return;
         }
     }
 }

@@ -406,7 +406,7 @@ impl Session {
         };
         match backend {
             BackendSocket::Plain(b) => spawn_relay(relay(client, b, options, m, commands), end),
-            BackendSocket::Tls(b) => spawn_relay(relay(client, b, options, m, commands), end),
+            BackendSocket::Tls(b) => spawn_relay(relay(client, *b, options, m, commands), end),
             BackendSocket::Builtin(b) => spawn_relay(relay(client, b, options, m, commands), end),
         }
     }
