@@ -56,6 +56,9 @@ pub fn compile(inputs: &[PathBuf], options: &Options) -> Compilation {
     for input in inputs {
         discover(input, &mut found, &mut diags, &mut files);
     }
+    // A document named twice (a folder and a file in it, or the same path twice) is one document.
+    let mut seen = std::collections::HashSet::new();
+    found.retain(|f| seen.insert(f.path.clone()));
     let mut documents = Vec::new();
     let mut apis = Vec::new();
     let mut plan_apis: Vec<(PlanApi, FileId)> = Vec::new();

@@ -97,7 +97,7 @@ fn read_text(path: &Path, max_bytes: u64) -> Result<String, ReadError> {
     let too_large = || {
         (
             "input-too-large",
-            format!("the file is larger than {} MiB", max_bytes / (1024 * 1024)),
+            format!("the file is larger than the limit of {}", human_bytes(max_bytes)),
             "an AsyncAPI document this large is almost certainly not one; split it with `$ref`s into smaller files".to_string(),
         )
     };
@@ -134,6 +134,16 @@ fn read_text(path: &Path, max_bytes: u64) -> Result<String, ReadError> {
             "save the file as UTF-8".to_string(),
         )
     })
+}
+
+fn human_bytes(n: u64) -> String {
+    if n >= 1024 * 1024 && n.is_multiple_of(1024 * 1024) {
+        format!("{} MiB", n / (1024 * 1024))
+    } else if n >= 1024 && n.is_multiple_of(1024) {
+        format!("{} KiB", n / 1024)
+    } else {
+        format!("{n} bytes")
+    }
 }
 
 /// Lexically normalizes a path (`a/./b/../c` → `a/c`) so that one file reached through different

@@ -80,6 +80,10 @@ fn main() -> ExitCode {
         return ExitCode::from(2);
     }
     eprintln!("{}", render::summary(&diags, out.documents.len()));
+    // A path that does not exist is a usage error, not a problem in a spec.
+    if out.diagnostics.iter().any(|d| d.code == "input-unreadable") {
+        return ExitCode::from(2);
+    }
     if out.documents.is_empty() && !out.has_errors() {
         eprintln!("error: no AsyncAPI documents found (a document is a .yaml, .yml or .json file with an `asyncapi` key)");
         return ExitCode::from(1);

@@ -47,6 +47,8 @@ pub struct Api {
     pub gateway: Option<Node>,
     /// The root node, for rules that need a position when a field is missing.
     pub root_span: Span,
+    /// The `info` key (or the root when there is none), for problems about a missing info field.
+    pub info_span: Span,
 }
 
 #[derive(Clone, Debug)]
@@ -170,6 +172,7 @@ pub fn lower(file: FileId, version: SpecVersion, doc: &Resolved) -> Api {
         security_schemes: lower_security_schemes(root),
         gateway: root.get("x-gateway").cloned(),
         root_span: root.span,
+        info_span: root.entry("info").map(|(k, _)| k.span).unwrap_or(root.span),
     };
     api.channels = if version.is_v3() {
         lower_channels_v3(doc)
@@ -548,23 +551,40 @@ fn lower_channels_v3(doc: &Resolved) -> Vec<Channel> {
         let Some(index) = channel_id.and_then(|id| channels.iter().position(|c| c.id == id)) else {
             continue;
         };
-        let mut messages = Vec::new();
-        match op.get("messages").and_then(Node::as_seq) {
-            Some(list) if !list.is_empty() => {
-                for (i, m) in list.iter().enumerate() {
-                    messages.push(lower_message(doc, m, format!("{}Message{i}", key.name)));
-                }
-            }
-            // No `messages`: the operation covers every message of its channel.
-            _ => {
-                for (name, m) in channel_node
-                    .get("messages")
-                    .map(|m| m.entries().collect::<Vec<_>>())
-                    .unwrap_or_default()
-                {
-                    messages.push(lower_message(doc, m, name.name.clone()));
-                }
-            }
+        let messages = operation_messages(doc, op, channel_node, &key.name);
+        // A reply (request/reply, as in the Kraken example) travels the other way, on the reply's
+        // channel if it names one, else on the operation's own.
+        if let Some(reply) = op.get("reply") {
+            let reply_channel = reply.get("channel").unwrap_or(channel_node);
+            let reply_index = doc
+                .origin(reply_channel)
+                .and_then(|t| {
+                    t.pointer
+                        .strip_prefix("/channels/")
+                        .map(crate::source::unescape_pointer_token)
+                })
+                .and_then(|id| channels.iter().position(|c| c.id == id))
+                .unwrap_or(index);
+            let reply_pointer = format!("{op_pointer}/reply");
+            channels[reply_index].operations.push(Operation {
+                id: Some(format!("{}Reply", key.name)),
+                direction: match direction {
+                    Direction::ClientToServer => Direction::ServerToClient,
+                    Direction::ServerToClient => Direction::ClientToServer,
+                },
+                summary: None,
+                description: string(reply.get("description")),
+                messages: operation_messages(
+                    doc,
+                    reply,
+                    reply_channel,
+                    &format!("{}Reply", key.name),
+                ),
+                scopes: Vec::new(),
+                mapping: None,
+                span: reply.span,
+                pointer: reply_pointer,
+            });
         }
         channels[index].operations.push(Operation {
             id: Some(key.name.clone()),
@@ -579,6 +599,25 @@ fn lower_channels_v3(doc: &Resolved) -> Vec<Channel> {
         });
     }
     channels
+}
+
+/// The messages of an operation (or reply): its `messages`, or every message of its channel.
+fn operation_messages(doc: &Resolved, op: &Node, channel: &Node, fallback: &str) -> Vec<Message> {
+    match op.get("messages").and_then(Node::as_seq) {
+        Some(list) if !list.is_empty() => list
+            .iter()
+            .enumerate()
+            .map(|(i, m)| lower_message(doc, m, format!("{fallback}Message{i}")))
+            .collect(),
+        _ => channel
+            .get("messages")
+            .map(|m| {
+                m.entries()
+                    .map(|(name, m)| lower_message(doc, m, name.name.clone()))
+                    .collect()
+            })
+            .unwrap_or_default(),
+    }
 }
 
 /// Names of the `{parameters}` in an address or mapping template, in order. WSO2's

@@ -13,7 +13,7 @@
 //! * Expansion is bounded ([`Limits::max_nodes`](crate::source::Limits)) so that references cannot be
 //!   used to build an exponentially large document.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 
 use crate::diagnostics::Diagnostic;
@@ -55,7 +55,9 @@ pub fn resolve(files: &mut Files, file: FileId, diags: &mut Vec<Diagnostic>) -> 
         stack: Vec::new(),
         budget: 0,
         reported_budget: false,
+        reported_depth: false,
         origins: HashMap::new(),
+        chain_ends: HashMap::new(),
     };
     resolver.stack.push(Target {
         file,
@@ -81,14 +83,33 @@ struct Resolver<'a> {
     stack: Vec<Target>,
     budget: usize,
     reported_budget: bool,
+    reported_depth: bool,
     origins: HashMap<(FileId, usize), Target>,
+    /// Where each reference already followed ends up (the first non-reference target).
+    chain_ends: HashMap<Target, Target>,
 }
 
 impl Resolver<'_> {
     /// `pointer` is the JSON pointer of `node` in the resolved document, for diagnostics.
     fn expand(&mut self, node: &Node, pointer: &str, depth: usize) -> Node {
         self.budget += 1;
-        if depth > MAX_RESOLVED_DEPTH || self.over_budget(node, pointer) {
+        if depth > MAX_RESOLVED_DEPTH {
+            if !self.reported_depth {
+                self.reported_depth = true;
+                self.diags.push(
+                    Diagnostic::error(
+                        "ref-too-deep",
+                        format!("`$ref`s nest deeper than {MAX_RESOLVED_DEPTH} levels here"),
+                    )
+                    .with_help(
+                        "flatten the structure; no API description needs references this deep",
+                    )
+                    .at(node.span, pointer),
+                );
+            }
+            return node.clone();
+        }
+        if self.over_budget(node, pointer) {
             return node.clone();
         }
         if let Some(reference) = ref_of(node) {
@@ -146,15 +167,23 @@ impl Resolver<'_> {
     fn expand_ref(&mut self, node: &Node, reference: &Node, pointer: &str, depth: usize) -> Node {
         // Follow the chain of pure references until a value is reached.
         let mut chain: Vec<Target> = Vec::new();
+        let mut in_chain: HashSet<Target> = HashSet::new();
         let mut current_ref = reference.clone();
         let mut from_file = node.span.file;
         loop {
             let ref_pointer = format!("{pointer}/$ref");
-            let target = match self.locate(&current_ref, from_file, &ref_pointer) {
+            let mut target = match self.locate(&current_ref, from_file, &ref_pointer) {
                 Some(t) => t,
                 None => return node.clone(),
             };
-            if chain.contains(&target) {
+            // A chain already followed once is not followed again (long chains stay linear).
+            if let Some(end) = self.chain_ends.get(&target) {
+                if end != &target {
+                    chain.push(target);
+                    target = end.clone();
+                }
+            }
+            if in_chain.contains(&target) {
                 chain.push(target);
                 let shown: Vec<String> = chain.iter().map(|t| self.describe(t)).collect();
                 self.diags.push(
@@ -175,6 +204,7 @@ impl Resolver<'_> {
                 return node.clone();
             }
             chain.push(target.clone());
+            in_chain.insert(target.clone());
             let Some(target_node) = self.lookup(&target) else {
                 let shown = self.describe(&target);
                 let hint = self.did_you_mean(&target);
@@ -197,6 +227,9 @@ impl Resolver<'_> {
                 (target_node.span.file, target_node.span.start),
                 target.clone(),
             );
+            for hop in &chain {
+                self.chain_ends.insert(hop.clone(), target.clone());
+            }
             let depth_before = self.stack.len();
             self.stack.extend(chain);
             let expanded = self.expand(&target_node, pointer, depth + 1);

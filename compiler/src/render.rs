@@ -164,6 +164,18 @@ pub fn github(sources: &SourceMap, diags: &[Diagnostic]) -> String {
     out
 }
 
+/// A relative path as a URI reference: every byte outside RFC 3986's unreserved set and `/` is
+/// percent-encoded (spec folders often have spaces).
+fn uri_of(path: &str) -> String {
+    const PATH: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+        .remove(b'/')
+        .remove(b'-')
+        .remove(b'.')
+        .remove(b'_')
+        .remove(b'~');
+    percent_encoding::utf8_percent_encode(path, PATH).to_string()
+}
+
 /// SARIF 2.1.0, for GitHub code scanning and other SARIF consumers.
 pub fn sarif(sources: &SourceMap, diags: &[Diagnostic]) -> String {
     let mut codes: Vec<&str> = diags.iter().map(|d| d.code).collect();
@@ -193,7 +205,7 @@ pub fn sarif(sources: &SourceMap, diags: &[Diagnostic]) -> String {
             if let (Some(path), Some(span)) = (path_of(sources, d), d.span) {
                 result["locations"] = json!([{
                     "physicalLocation": {
-                        "artifactLocation": {"uri": path},
+                        "artifactLocation": {"uri": uri_of(&path)},
                         "region": {"startLine": span.line, "startColumn": span.col}
                     },
                     "logicalLocations": [{"fullyQualifiedName": d.pointer, "kind": "member"}]

@@ -141,7 +141,15 @@ pub fn validate(doc: &Node, version: SpecVersion, diags: &mut Vec<Diagnostic>) {
     for error in &errors {
         prune(error, &mut leaves);
     }
-    report(leaves, doc, "", &compiled.schema, "schema", diags);
+    report(
+        leaves,
+        doc,
+        "",
+        &compiled.schema,
+        "schema",
+        &ASYNCAPI,
+        diags,
+    );
 }
 
 /// AsyncAPI 3's schema demands a Reference Object (not an inlined object) for an operation's
@@ -149,20 +157,15 @@ pub fn validate(doc: &Node, version: SpecVersion, diags: &mut Vec<Diagnostic>) {
 /// document (so that referenced files are checked too), so those places get a `$ref` back; their
 /// targets are validated where they are defined.
 fn restore_v3_references(instance: &mut Value) {
-    fn placeholder() -> Value {
-        serde_json::json!({"$ref": "#/resolved-by-portico"})
+    // Distinct placeholders: lists such as a channel's `servers` must keep unique items.
+    fn placeholder(i: usize) -> Value {
+        serde_json::json!({ "$ref": format!("#/resolved-by-portico/{i}") })
     }
-    fn fix_operation(op: &mut Value) {
-        for holder in [Some(&mut *op)].into_iter().flatten() {
-            if let Some(c) = holder.get_mut("channel") {
-                *c = placeholder();
+    fn fix_list(holder: &mut Value, key: &str) {
+        if let Some(Value::Array(items)) = holder.get_mut(key) {
+            for (i, item) in items.iter_mut().enumerate() {
+                *item = placeholder(i);
             }
-            if let Some(Value::Array(ms)) = holder.get_mut("messages") {
-                ms.iter_mut().for_each(|m| *m = placeholder());
-            }
-        }
-        if let Some(reply) = op.get_mut("reply") {
-            fix_reply(reply);
         }
     }
     fn fix_reply(reply: &mut Value) {
@@ -170,31 +173,33 @@ fn restore_v3_references(instance: &mut Value) {
             return;
         }
         if let Some(c) = reply.get_mut("channel") {
-            *c = placeholder();
+            *c = placeholder(0);
         }
-        if let Some(Value::Array(ms)) = reply.get_mut("messages") {
-            ms.iter_mut().for_each(|m| *m = placeholder());
+        fix_list(reply, "messages");
+    }
+    fn fix_operation(op: &mut Value) {
+        if let Some(c) = op.get_mut("channel") {
+            *c = placeholder(0);
+        }
+        fix_list(op, "messages");
+        if let Some(reply) = op.get_mut("reply") {
+            fix_reply(reply);
         }
     }
-    let each = |v: Option<&mut Value>, f: &dyn Fn(&mut Value)| {
+    fn fix_channel(channel: &mut Value) {
+        fix_list(channel, "servers");
+    }
+    fn each(v: Option<&mut Value>, f: fn(&mut Value)) {
         if let Some(Value::Object(map)) = v {
             map.values_mut().for_each(f);
         }
-    };
-    each(instance.get_mut("operations"), &fix_operation);
-    each(instance.get_mut("channels"), &|c: &mut Value| {
-        if let Some(Value::Array(servers)) = c.get_mut("servers") {
-            servers.iter_mut().for_each(|s| *s = placeholder());
-        }
-    });
+    }
+    each(instance.get_mut("operations"), fix_operation);
+    each(instance.get_mut("channels"), fix_channel);
     if let Some(components) = instance.get_mut("components") {
-        each(components.get_mut("operations"), &fix_operation);
-        each(components.get_mut("replies"), &fix_reply);
-        each(components.get_mut("channels"), &|c: &mut Value| {
-            if let Some(Value::Array(servers)) = c.get_mut("servers") {
-                servers.iter_mut().for_each(|s| *s = placeholder());
-            }
-        });
+        each(components.get_mut("operations"), fix_operation);
+        each(components.get_mut("replies"), fix_reply);
+        each(components.get_mut("channels"), fix_channel);
     }
 }
 
@@ -217,7 +222,18 @@ pub fn validate_extension(
     for error in &errors {
         prune(error, &mut leaves);
     }
-    report(leaves, node, prefix, schema, code, diags);
+    report(
+        leaves,
+        node,
+        prefix,
+        schema,
+        code,
+        &Vocabulary {
+            root: "`x-gateway`",
+            owner: "Portico",
+        },
+        diags,
+    );
 }
 
 fn report(
@@ -226,11 +242,12 @@ fn report(
     prefix: &str,
     schema: &Value,
     code: &'static str,
+    vocabulary: &Vocabulary,
     diags: &mut Vec<Diagnostic>,
 ) {
     let mut seen = std::collections::HashSet::new();
     for leaf in leaves {
-        let mut d = describe(leaf, doc, schema);
+        let mut d = describe(leaf, doc, schema, vocabulary);
         d.code = code;
         d.pointer = format!("{prefix}{}", d.pointer);
         if seen.insert((d.pointer.clone(), d.message.clone())) {
@@ -292,7 +309,7 @@ fn branch_score(
     (min, max, std::cmp::Reverse(branch.len()))
 }
 
-fn type_name(kind: &TypeKind) -> String {
+pub(crate) fn type_name(kind: &TypeKind) -> String {
     match kind {
         TypeKind::Single(t) => format!("{t:?}").to_lowercase(),
         TypeKind::Multiple(ts) => {
@@ -304,8 +321,8 @@ fn type_name(kind: &TypeKind) -> String {
 
 fn value_preview(v: &Value) -> String {
     let s = v.to_string();
-    if s.chars().count() > 60 {
-        format!("{}…", s.chars().take(57).collect::<String>())
+    if s.chars().count() > 200 {
+        format!("{}…", s.chars().take(197).collect::<String>())
     } else {
         s
     }
@@ -331,11 +348,30 @@ fn allowed_properties(schema: &Value, keyword_path: &str) -> Vec<String> {
         .unwrap_or_default()
 }
 
-fn describe(error: &ValidationError<'static>, doc: &Node, schema: &Value) -> Diagnostic {
+/// How messages name the validated thing and whose schema it is.
+pub struct Vocabulary {
+    /// What the root is called (`the document`, `` `x-gateway` ``).
+    pub root: &'static str,
+    /// Who defines the schema (`AsyncAPI`, `Portico`).
+    pub owner: &'static str,
+}
+
+const ASYNCAPI: Vocabulary = Vocabulary {
+    root: "the document",
+    owner: "AsyncAPI",
+};
+
+fn describe(
+    error: &ValidationError<'static>,
+    doc: &Node,
+    schema: &Value,
+    vocabulary: &Vocabulary,
+) -> Diagnostic {
+    let owner = vocabulary.owner;
     let pointer = error.instance_path().as_str().to_string();
     let node = doc.pointer(&pointer).unwrap_or(doc);
     let here = if pointer.is_empty() {
-        "the document".to_string()
+        vocabulary.root.to_string()
     } else {
         format!("`{}`", last_name(&pointer))
     };
@@ -360,11 +396,11 @@ fn describe(error: &ValidationError<'static>, doc: &Node, schema: &Value) -> Dia
             };
             let message = if unexpected.len() > 1 {
                 format!(
-                    "{here} has properties AsyncAPI does not define: {}",
+                    "{here} has properties {owner} does not define: {}",
                     unexpected.iter().map(|u| format!("`{u}`")).collect::<Vec<_>>().join(", ")
                 )
             } else {
-                format!("{here} has a property AsyncAPI does not define: `{name}`")
+                format!("{here} has a property {owner} does not define: `{name}`")
             };
             (message, help)
         }
@@ -419,11 +455,11 @@ fn describe(error: &ValidationError<'static>, doc: &Node, schema: &Value) -> Dia
         ),
         ValidationErrorKind::OneOfNotValid { .. } | ValidationErrorKind::AnyOf { .. } => (
             format!("{here} does not match any of the shapes AsyncAPI allows here"),
-            "compare it with the AsyncAPI specification for this object".into(),
+            format!("compare it with the {owner} specification for this object"),
         ),
         _ => (
             format!("{here}: {}", strip_instance(&error.to_string())),
-            "see the AsyncAPI specification for this field".into(),
+            format!("see the {owner} specification for this field"),
         ),
     };
     Diagnostic::error("schema", message)

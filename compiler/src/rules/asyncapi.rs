@@ -183,6 +183,11 @@ fn channel_addresses(root: &Node, version: SpecVersion, diags: &mut Vec<Diagnost
     };
     for (key, channel) in channels.entries() {
         let pointer = ptr("/channels", &key.name);
+        let address_pointer = if version.is_v3() {
+            ptr(&pointer, "address")
+        } else {
+            pointer.clone()
+        };
         let (address, address_span) = if version.is_v3() {
             match channel.get("address") {
                 Some(a) => match a.as_str() {
@@ -202,7 +207,7 @@ fn channel_addresses(root: &Node, version: SpecVersion, diags: &mut Vec<Diagnost
             };
             diags.push(Diagnostic::error(code, format!("the channel address `{address}` contains a query or fragment"))
                 .with_help("keep `?` and `#` out of channel addresses; describe query parameters in `bindings.ws.query`")
-                .at(address_span, pointer.clone()));
+                .at(address_span, address_pointer.clone()));
         }
         let in_address = template_parameters(&address);
         let declared: Vec<(&crate::source::Key, &Node)> = channel
@@ -227,7 +232,7 @@ fn channel_addresses(root: &Node, version: SpecVersion, diags: &mut Vec<Diagnost
             if !declared.iter().any(|(k, _)| &k.name == name) {
                 diags.push(Diagnostic::error(code, format!("the channel address `{address}` uses `{{{name}}}`, which is not declared in its `parameters`"))
                     .with_help(format!("add `{name}` under the channel's `parameters` with a schema"))
-                    .at(address_span, pointer.clone()));
+                    .at(address_span, address_pointer.clone()));
             }
         }
         for (k, _) in &declared {
@@ -602,24 +607,62 @@ pub fn value_validator(schema: &Value) -> Option<jsonschema::Validator> {
 }
 
 fn first_error(validator: &jsonschema::Validator, value: &Value) -> Option<String> {
-    validator.iter_errors(value).next().map(|e| {
-        let at = e.instance_path().as_str();
-        let what = match e.kind() {
-            jsonschema::error::ValidationErrorKind::Required { property } => {
-                format!("missing required property {property}")
-            }
-            jsonschema::error::ValidationErrorKind::Type { .. } => format!(
-                "{} has the wrong type",
-                if at.is_empty() { "the value" } else { at }
-            ),
-            _ => e.to_string(),
-        };
-        if what.chars().count() > 160 {
-            format!("{}…", what.chars().take(157).collect::<String>())
+    validator.iter_errors(value).next().map(|e| short_error(&e))
+}
+
+/// One line saying where a value fails its schema and why, without echoing the whole value.
+fn short_error(e: &jsonschema::ValidationError<'_>) -> String {
+    use jsonschema::error::ValidationErrorKind as K;
+    let path = e.instance_path().as_str();
+    let at = if path.is_empty() {
+        "the value".to_string()
+    } else {
+        format!("`{path}`")
+    };
+    let clip = |v: &Value| {
+        let s = v.to_string();
+        if s.chars().count() > 60 {
+            format!("{}…", s.chars().take(57).collect::<String>())
         } else {
-            what
+            s
         }
-    })
+    };
+    match e.kind() {
+        K::Required { property } => format!("{at} is missing the required property {property}"),
+        K::Type { kind } => format!("{at} must be of type {}", crate::schema::type_name(kind)),
+        K::Enum { options } => format!(
+            "{at} is {}, not one of {}",
+            clip(e.instance()),
+            clip(options)
+        ),
+        K::Constant { expected_value } => format!("{at} must be {}", clip(expected_value)),
+        K::AdditionalProperties { unexpected } => {
+            format!("{at} has unexpected properties: {}", unexpected.join(", "))
+        }
+        K::OneOfNotValid { context } | K::AnyOf { context } => {
+            // Explain with the alternative that came closest (fewest errors).
+            match context
+                .iter()
+                .filter(|b| !b.is_empty())
+                .min_by_key(|b| b.len())
+                .and_then(|b| b.first())
+            {
+                Some(inner) => short_error(inner),
+                None => format!("{at} matches none of the alternatives"),
+            }
+        }
+        _ => {
+            let text = e.to_string();
+            format!(
+                "{at}: {}",
+                if text.chars().count() > 120 {
+                    format!("{}…", text.chars().take(117).collect::<String>())
+                } else {
+                    text
+                }
+            )
+        }
+    }
 }
 
 /// Schema `default` and `examples` should be valid against the schema they belong to (a warning:
@@ -895,12 +938,12 @@ fn v3_channel_servers(files: &Files, file: FileId, diags: &mut Vec<Diagnostic>) 
 
 /// Style: not errors, but worth fixing.
 fn style(root: &Node, diags: &mut Vec<Diagnostic>) {
-    if let Some(info) = root.get("info") {
+    if let Some((info_key, info)) = root.entry("info") {
         if info.get("description").is_none() {
             diags.push(
                 Diagnostic::info("info-description", "the API has no `info.description`")
                     .with_help("describe the API in a sentence or two; it opens the generated docs")
-                    .at(info.span, "/info"),
+                    .at(info_key.span, "/info"),
             );
         }
     }

@@ -100,6 +100,8 @@ pub fn check(api: &Api, cx: &Context, diags: &mut Vec<Diagnostic>) -> Option<Pla
     let (Some(version), Some(context_template), Some(endpoints)) =
         (version, context_template, endpoints)
     else {
+        // Still check the routes, so that every problem shows in one run.
+        build_routes(api, "/", diags);
         return None;
     };
     let context = substitute_version(&context_template, &version);
@@ -155,7 +157,7 @@ fn check_version(api: &Api, cx: &Context, diags: &mut Vec<Diagnostic>) -> Option
                 "the API has no `info.version`; the gateway puts the version in every URL",
             )
             .with_help("add `version: 1.0.0` (or similar) under `info`")
-            .at(api.root_span, "/info"),
+            .at(api.info_span, "/info"),
         );
         return None;
     };

@@ -1,0 +1,287 @@
+//! A WSO2 API Manager export (`apictl export api`: `api.yaml` + `Definitions/asyncapi.yaml`)
+//! compiles into exactly the routes WSO2 serves for it, with the context, version, lifecycle and
+//! endpoints taken from `api.yaml`; and `--context` serves a spec that names no context.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+
+use common::{pos, workspace, write};
+use portico_compiler::plan::{Lifecycle, PlanApi, RouteAuth, RouteKind};
+use portico_compiler::{compile, Options};
+
+fn chat_export() -> PathBuf {
+    workspace().join("tests/fixtures/wso2/ChatAPI-1.0.0")
+}
+
+fn spec_text() -> String {
+    std::fs::read_to_string(chat_export().join("Definitions/asyncapi.yaml")).unwrap()
+}
+
+fn compiled_api(input: &Path, options: &Options) -> PlanApi {
+    let out = compile(&[input.to_path_buf()], options);
+    let errors: Vec<_> = out.diagnostics.iter().filter(|d| d.is_error()).collect();
+    assert!(errors.is_empty(), "{errors:#?}");
+    let mut plan = out.plan.expect("a plan");
+    assert_eq!(plan.apis.len(), 1);
+    plan.apis.remove(0)
+}
+
+fn sorted(mut v: Vec<String>) -> Vec<String> {
+    v.sort();
+    v
+}
+
+#[test]
+fn chat_export_compiles_without_errors_or_warnings() {
+    let out = compile(&[chat_export()], &Options::default());
+    let codes: Vec<&str> = out.diagnostics.iter().map(|d| d.code).collect();
+    // The export has no `info.description`: an info, nothing more.
+    assert_eq!(codes, ["info-description"], "{:#?}", out.diagnostics);
+    assert_eq!(out.documents.len(), 1, "api.yaml is not a document");
+    assert!(out.plan.is_some());
+}
+
+#[test]
+fn chat_export_takes_context_version_lifecycle_and_endpoints_from_api_yaml() {
+    let api = compiled_api(&chat_export(), &Options::default());
+    assert_eq!(api.name, "chatapi");
+    assert_eq!(api.title, "ChatAPI");
+    assert_eq!(api.version, "1.0.0");
+    assert_eq!(api.context_template, "/chat/{version}");
+    assert_eq!(api.context, "/chat/1.0.0");
+    // isDefaultVersion: true — also served without the version, as WSO2 does.
+    assert_eq!(api.default_context.as_deref(), Some("/chat"));
+    assert_eq!(api.lifecycle, Lifecycle::Published);
+    assert_eq!(api.endpoints.production, "ws://chat-backend.internal:8080");
+    assert_eq!(
+        api.endpoints.sandbox.as_deref(),
+        Some("ws://chat-sandbox.internal:8080")
+    );
+    assert_eq!(api.source.file, "Definitions/asyncapi.yaml");
+    assert!(api.source.sha256.starts_with("sha256:"));
+    assert!(api.limits.is_empty());
+}
+
+#[test]
+fn chat_export_has_exactly_the_routes_wso2_serves() {
+    let api = compiled_api(&chat_export(), &Options::default());
+    let summary: Vec<(&str, RouteKind, &str, RouteAuth)> = api
+        .routes
+        .iter()
+        .map(|r| (r.pattern.as_str(), r.kind, r.backend_path.as_str(), r.auth))
+        .collect();
+    // Matched most specific first: literal, template, wildcard.
+    assert_eq!(
+        summary,
+        [
+            (
+                "/chat/1.0.0/notifications",
+                RouteKind::Literal,
+                "/notifications",
+                RouteAuth::None
+            ),
+            (
+                "/chat/1.0.0/rooms/{roomID}",
+                RouteKind::Template,
+                "/rooms?room={roomID}",
+                RouteAuth::Required
+            ),
+            (
+                "/chat/1.0.0/*",
+                RouteKind::Wildcard,
+                "/{*}",
+                RouteAuth::Required
+            ),
+        ]
+    );
+
+    let rooms = &api.routes[1];
+    assert_eq!(rooms.topic, "/rooms/{roomID}");
+    assert_eq!(rooms.channels, ["/rooms/{roomID}"]);
+    assert_eq!(
+        sorted(rooms.scopes.clone()),
+        ["chat:read", "chat:write"],
+        "the union of the subscribe and publish scopes"
+    );
+    assert_eq!(rooms.parameters.len(), 1);
+    assert_eq!(rooms.parameters[0].name, "roomID");
+    assert_eq!(
+        rooms.parameters[0].schema,
+        Some(serde_json::json!({"type": "string"}))
+    );
+
+    let notifications = &api.routes[0];
+    assert!(notifications.scopes.is_empty());
+    assert!(notifications.parameters.is_empty());
+
+    let wildcard = &api.routes[2];
+    assert_eq!(wildcard.topic, "/*");
+    assert!(wildcard.scopes.is_empty());
+
+    // Every topic has its publish message (client → server) and subscribe message (server → client).
+    for route in &api.routes {
+        let c2s: Vec<&str> = route
+            .messages
+            .client_to_server
+            .iter()
+            .map(|m| m.name.as_str())
+            .collect();
+        let s2c: Vec<&str> = route
+            .messages
+            .server_to_client
+            .iter()
+            .map(|m| m.name.as_str())
+            .collect();
+        assert_eq!(
+            (c2s.as_slice(), s2c.as_slice()),
+            (&["publishMessage"][..], &["subscribeMessage"][..]),
+            "{}",
+            route.pattern
+        );
+        assert_eq!(
+            route.messages.client_to_server[0].schema,
+            Some(serde_json::json!({"type": "string"}))
+        );
+    }
+}
+
+#[test]
+fn naming_the_spec_file_of_an_export_also_reads_its_api_yaml() {
+    let from_folder = compiled_api(&chat_export(), &Options::default());
+    let from_file = compiled_api(
+        &chat_export().join("Definitions/asyncapi.yaml"),
+        &Options::default(),
+    );
+    assert_eq!(from_file.source.file, "asyncapi.yaml");
+    assert_eq!(from_file.routes, from_folder.routes);
+    assert_eq!(from_file.context, from_folder.context);
+    assert_eq!(from_file.default_context, from_folder.default_context);
+    assert_eq!(from_file.endpoints, from_folder.endpoints);
+}
+
+#[test]
+fn api_yml_spelling_is_read_too_and_x_gateway_in_the_spec_wins() {
+    let dir = tempfile::tempdir().unwrap();
+    let api_yaml = std::fs::read_to_string(chat_export().join("api.yaml")).unwrap();
+    write(dir.path(), "Chat/api.yml", &api_yaml);
+    let spec = write(dir.path(), "Chat/Definitions/asyncapi.yaml", spec_text());
+    let api = compiled_api(&spec, &Options::default());
+    assert_eq!(api.context, "/chat/1.0.0");
+    assert_eq!(api.endpoints.production, "ws://chat-backend.internal:8080");
+
+    let overridden = spec_text().replace(
+        "servers:\n",
+        "x-gateway:\n  context: /talk\n  lifecycle: DEPRECATED\n  endpoints:\n    production: 'echo:'\nservers:\n",
+    );
+    std::fs::write(&spec, overridden).unwrap();
+    let api = compiled_api(&spec, &Options::default());
+    assert_eq!(api.context, "/talk/1.0.0");
+    assert_eq!(api.lifecycle, Lifecycle::Deprecated);
+    assert_eq!(api.endpoints.production, "echo:");
+    // Not overridden: the sandbox and the default version still come from api.yml.
+    assert_eq!(
+        api.endpoints.sandbox.as_deref(),
+        Some("ws://chat-sandbox.internal:8080")
+    );
+    assert_eq!(api.default_context.as_deref(), Some("/talk"));
+}
+
+#[test]
+fn spec_without_api_yaml_needs_a_context() {
+    let dir = tempfile::tempdir().unwrap();
+    let text = spec_text();
+    let spec = write(dir.path(), "chat.yaml", &text);
+    let out = compile(std::slice::from_ref(&spec), &Options::default());
+    let errors: Vec<_> = out.diagnostics.iter().filter(|d| d.is_error()).collect();
+    assert_eq!(errors.len(), 1, "{errors:#?}");
+    assert_eq!(errors[0].code, "gateway-context-missing");
+    let span = errors[0].span.unwrap();
+    assert_eq!((span.line, span.col), pos(&text, "asyncapi: 2.0.0"));
+    assert!(out.plan.is_none());
+}
+
+#[test]
+fn context_option_serves_a_spec_without_x_gateway() {
+    let dir = tempfile::tempdir().unwrap();
+    let spec = write(dir.path(), "chat.yaml", spec_text());
+    let options = Options {
+        context: Some("/chat".into()),
+        ..Options::default()
+    };
+    let api = compiled_api(&spec, &options);
+    assert_eq!(api.context_template, "/chat");
+    assert_eq!(api.context, "/chat/1.0.0");
+    // Without api.yaml nothing says this is the default version.
+    assert_eq!(api.default_context, None);
+    // The servers named production and sandbox are the backends.
+    assert_eq!(api.endpoints.production, "ws://chat-backend.internal:8080");
+    assert_eq!(
+        api.endpoints.sandbox.as_deref(),
+        Some("ws://chat-sandbox.internal:8080")
+    );
+    let patterns: Vec<&str> = api.routes.iter().map(|r| r.pattern.as_str()).collect();
+    assert_eq!(
+        patterns,
+        [
+            "/chat/1.0.0/notifications",
+            "/chat/1.0.0/rooms/{roomID}",
+            "/chat/1.0.0/*"
+        ]
+    );
+
+    // `{version}` in the option is placed like WSO2 does.
+    let options = Options {
+        context: Some("/{version}/chat".into()),
+        ..Options::default()
+    };
+    assert_eq!(compiled_api(&spec, &options).context, "/1.0.0/chat");
+}
+
+#[test]
+fn context_option_does_not_override_a_context_the_api_names() {
+    let options = Options {
+        context: Some("/other".into()),
+        ..Options::default()
+    };
+    let api = compiled_api(&chat_export(), &options);
+    assert_eq!(
+        api.context, "/chat/1.0.0",
+        "api.yaml's context wins over --context"
+    );
+}
+
+#[test]
+fn x_scopes_written_as_an_object_count_like_a_list() {
+    // Some WSO2 versions export `x-scopes` as `{"0": scope}`.
+    let text = spec_text().replace(
+        "      x-scopes:\n        - chat:write\n",
+        "      x-scopes:\n        '0': chat:write\n",
+    );
+    assert_ne!(text, spec_text());
+    let dir = tempfile::tempdir().unwrap();
+    write(
+        dir.path(),
+        "Chat/api.yaml",
+        std::fs::read_to_string(chat_export().join("api.yaml")).unwrap(),
+    );
+    let spec = write(dir.path(), "Chat/Definitions/asyncapi.yaml", &text);
+    let api = compiled_api(&spec, &Options::default());
+    assert_eq!(
+        sorted(api.routes[1].scopes.clone()),
+        ["chat:read", "chat:write"]
+    );
+
+    // An undeclared scope in that form is reported at its value.
+    let text = text.replace("'0': chat:write", "'0': chat:wrte");
+    std::fs::write(&spec, &text).unwrap();
+    let out = compile(&[spec], &Options::default());
+    let d = out
+        .diagnostics
+        .iter()
+        .find(|d| d.code == "gateway-scope-undeclared")
+        .expect("gateway-scope-undeclared");
+    let span = d.span.unwrap();
+    assert_eq!((span.line, span.col), pos(&text, "chat:wrte"));
+    assert_eq!(d.pointer, "/channels/~1rooms~1{roomID}/publish/x-scopes/0");
+}
