@@ -351,6 +351,7 @@ async fn handshake(gateway: &Gateway, mut stream: TcpStream, peer: SocketAddr) -
         .handshakes
         .get_or_create(&StatusLabels { status: 101 })
         .inc();
+    let api_idle = m.api.api.limits.idle_timeout_seconds;
     let metrics = ConnectionMetrics::new(&gateway.metrics, m.api.key(), &m.route.pattern);
     metrics.open.inc();
     let api = m.api.key().to_string();
@@ -358,6 +359,9 @@ async fn handshake(gateway: &Gateway, mut stream: TcpStream, peer: SocketAddr) -
     info!(api = %api, route = %route, peer = %peer, "connection opened");
     let client =
         WebSocketStream::from_partially_read(stream, leftover, Role::Server, Some(ws_config)).await;
+    let idle_timeout = api_idle
+        .map(Duration::from_secs)
+        .or(gateway.config.idle_timeout());
     Some(Session {
         client,
         backend: connected.socket,
@@ -365,6 +369,7 @@ async fn handshake(gateway: &Gateway, mut stream: TcpStream, peer: SocketAddr) -
         metrics,
         api,
         route,
+        idle_timeout,
     })
 }
 
@@ -376,6 +381,8 @@ struct Session {
     metrics: ConnectionMetrics,
     api: String,
     route: String,
+    /// The API's `x-gateway.limits.idleTimeoutSeconds`, else `--idle-timeout`.
+    idle_timeout: Option<Duration>,
 }
 
 impl Session {
@@ -388,9 +395,10 @@ impl Session {
             metrics,
             api,
             route,
+            idle_timeout,
         } = self;
         let options = RelayOptions {
-            idle_timeout: gateway.config.idle_timeout(),
+            idle_timeout,
             keepalive: gateway.config.keepalive(),
             close_grace: Duration::from_secs(5),
         };
