@@ -97,15 +97,19 @@ async fn run(config: Config) -> ExitCode {
     for api in &plan.apis {
         info!(api = %api.title, version = %api.version, context = %api.context, lifecycle = api.lifecycle.as_str(), routes = api.routes.len(), "api");
     }
-    tokio::spawn(admin::serve(gateway.clone(), admin_listener));
+    // The watch is set up before the admin listener answers /readyz.
     if watch {
-        let (g, s) = (gateway.clone(), source.clone());
-        tokio::spawn(async move {
-            if let Err(e) = reload::watch(g, s).await {
-                error!("{e}; specs will not be reloaded");
+        match reload::watch(gateway.clone(), source.clone()) {
+            Ok(reloading) => {
+                tokio::spawn(reloading);
             }
-        });
+            Err(e) => {
+                error!("{e}");
+                return ExitCode::from(2);
+            }
+        }
     }
+    tokio::spawn(admin::serve(gateway.clone(), admin_listener));
     server::serve(gateway.clone(), listener, shutdown_signal()).await;
 
     // Drain: refuse new handshakes, ask every connection to close, wait up to the drain timeout.

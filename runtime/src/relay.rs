@@ -132,6 +132,10 @@ fn error_code(e: &WsError) -> Option<u16> {
     match e {
         WsError::Utf8(_) => Some(1007),
         WsError::Capacity(_) => Some(1009),
+        // A peer that drops TCP without a Close has vanished; it did not break the protocol.
+        WsError::Protocol(
+            tokio_tungstenite::tungstenite::error::ProtocolError::ResetWithoutClosingHandshake,
+        ) => None,
         WsError::Protocol(_) | WsError::AttackAttempt => Some(1002),
         _ => None,
     }
@@ -191,14 +195,12 @@ where
             .into_iter()
             .chain(options.idle_timeout)
             .min()
-            .map(|d| {
-                d.min(Duration::from_secs(1))
-                    .max(Duration::from_millis(100))
-            })
+            .map(|d| (d / 4).clamp(Duration::from_millis(50), Duration::from_secs(1)))
             .unwrap_or(Duration::from_secs(3600));
         let mut interval = tokio::time::interval(tick);
         interval.tick().await;
-        let mut last_keepalive = Instant::now();
+        // When the last keepalive ping went out, while the client has said nothing since.
+        let mut ping_pending: Option<Instant> = None;
         loop {
             tokio::select! {
                 _ = close_started.notified() => return,
@@ -227,15 +229,19 @@ where
                         }
                     }
                     if let Some(every) = options.keepalive {
-                        if silent_for >= every * 2 {
+                        // The client answered (or said anything) since the ping: it is alive.
+                        if ping_pending.is_some_and(|sent| silent_for < sent.elapsed()) {
+                            ping_pending = None;
+                        }
+                        if ping_pending.is_some_and(|sent| sent.elapsed() >= every) {
                             let cmd = CloseCommand::new(1011, "keepalive timeout");
                             note_initiator(&shared, "gateway", &cmd);
                             let _ = close_client.send(Some(cmd.clone()));
                             let _ = close_backend.send(Some(cmd));
                             return;
                         }
-                        if silent_for >= every && last_keepalive.elapsed() >= every {
-                            last_keepalive = Instant::now();
+                        if ping_pending.is_none() && silent_for >= every {
+                            ping_pending = Some(Instant::now());
                             keepalive_ping(&shared);
                             // A change without a value wakes the down pump to send the ping.
                             close_client.send_modify(|_| {});

@@ -36,17 +36,30 @@ pub enum Source {
 }
 
 impl Source {
-    /// The paths to watch: the spec folders, or the plan file's folder (the file itself is replaced
-    /// by rename, which a watch on the file would miss).
-    fn watch_paths(&self) -> Vec<PathBuf> {
-        match self {
-            Source::Specs { paths, .. } => paths.clone(),
-            Source::PlanFile(file) => vec![file
-                .parent()
+    /// What to watch: spec folders recursively; for a single file (a spec, or the plan), its
+    /// folder, because editors and `compile --out` replace files by rename, which a watch on the
+    /// file itself would lose after the first save.
+    fn watch_paths(&self) -> Vec<(PathBuf, RecursiveMode)> {
+        let folder_of = |file: &PathBuf| {
+            file.parent()
                 .filter(|p| !p.as_os_str().is_empty())
                 .map(PathBuf::from)
-                .unwrap_or_else(|| PathBuf::from("."))],
-        }
+                .unwrap_or_else(|| PathBuf::from("."))
+        };
+        let files: Vec<&PathBuf> = match self {
+            Source::Specs { paths, .. } => paths.iter().collect(),
+            Source::PlanFile(file) => vec![file],
+        };
+        files
+            .into_iter()
+            .map(|p| {
+                if p.is_dir() {
+                    (p.clone(), RecursiveMode::Recursive)
+                } else {
+                    (folder_of(p), RecursiveMode::NonRecursive)
+                }
+            })
+            .collect()
     }
 }
 
@@ -168,8 +181,13 @@ pub async fn reload(gateway: &Arc<Gateway>, source: &Source) {
     *gateway.status.lock().expect("status") = status;
 }
 
-/// Watches the source and reloads after each burst of changes, until the process ends.
-pub async fn watch(gateway: Arc<Gateway>, source: Source) -> Result<(), String> {
+/// Starts watching the source. The watch is in place when this returns (so `/readyz` never says
+/// ready before a change would be seen); the returned future reloads after each burst of changes,
+/// until the process ends.
+pub fn watch(
+    gateway: Arc<Gateway>,
+    source: Source,
+) -> Result<impl std::future::Future<Output = ()>, String> {
     let (tx, mut rx) = mpsc::unbounded_channel::<()>();
     let mut watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
         if let Ok(event) = event {
@@ -179,23 +197,24 @@ pub async fn watch(gateway: Arc<Gateway>, source: Source) -> Result<(), String> 
         }
     })
     .map_err(|e| format!("cannot start the file watcher: {e}"))?;
-    for path in source.watch_paths() {
+    for (path, mode) in source.watch_paths() {
         watcher
-            .watch(&path, RecursiveMode::Recursive)
+            .watch(&path, mode)
             .map_err(|e| format!("cannot watch {}: {e}", path.display()))?;
     }
     let quiet = Duration::from_millis(gateway.config.reload_debounce_ms);
-    while rx.recv().await.is_some() {
-        // Debounce: wait until no event arrived for `quiet`.
-        loop {
-            match tokio::time::timeout(quiet, rx.recv()).await {
-                Ok(Some(())) => continue,
-                Ok(None) => return Ok(()),
-                Err(_) => break,
+    Ok(async move {
+        let _watcher = watcher;
+        while rx.recv().await.is_some() {
+            // Debounce: wait until no event arrived for `quiet`.
+            loop {
+                match tokio::time::timeout(quiet, rx.recv()).await {
+                    Ok(Some(())) => continue,
+                    Ok(None) => return,
+                    Err(_) => break,
+                }
             }
+            reload(&gateway, &source).await;
         }
-        reload(&gateway, &source).await;
-    }
-    drop(watcher);
-    Ok(())
+    })
 }

@@ -1,0 +1,639 @@
+//! The relay: messages, control frames, subprotocols, closes, failures and limits.
+
+use std::time::{Duration, Instant};
+
+use portico_tests::*;
+
+/// A gateway serving one API at /svc/v1 with the topic /t, relaying to `endpoint`.
+async fn gateway_to(endpoint: &str, args: &[&str]) -> Gateway {
+    Gateway::builder()
+        .spec(
+            "svc.yaml",
+            spec("Svc", "v1", "/svc", endpoint).channel("/t").yaml(),
+        )
+        .args(args)
+        .start()
+        .await
+}
+
+async fn send(client: &mut Client, message: Message) {
+    within(STEP, "sending a message", client.send(message))
+        .await
+        .expect("send");
+}
+
+#[tokio::test]
+async fn text_and_binary_are_relayed_both_ways() {
+    let backend = Backend::start(Mode::Echo).await;
+    let g = gateway_to(&backend.endpoint(), &[]).await;
+    let mut c = connect(&g.url("/svc/v1/t")).await;
+
+    send(&mut c, Message::text("héllo, wörld")).await;
+    assert_eq!(recv_data(&mut c).await, Message::text("héllo, wörld"));
+    let blob: Vec<u8> = (0..100_000u32).map(|i| (i % 251) as u8).collect();
+    send(&mut c, Message::binary(blob.clone())).await;
+    assert_eq!(recv_data(&mut c).await, Message::binary(blob.clone()));
+    send(&mut c, Message::binary(Vec::new())).await;
+    assert_eq!(recv_data(&mut c).await, Message::binary(Vec::new()));
+
+    let data: Vec<Message> = backend
+        .received()
+        .into_iter()
+        .filter(|m| m.is_text() || m.is_binary())
+        .collect();
+    assert_eq!(
+        data,
+        vec![
+            Message::text("héllo, wörld"),
+            Message::binary(blob),
+            Message::binary(Vec::new())
+        ]
+    );
+}
+
+#[tokio::test]
+async fn pings_are_relayed_and_answered_exactly_once() {
+    let backend = Backend::start(Mode::Echo).await;
+    let g = gateway_to(&backend.endpoint(), &[]).await;
+    let mut c = connect(&g.url("/svc/v1/t")).await;
+
+    // Client → backend. The echo of the text sent after the ping comes back after any pong the
+    // ping caused, so counting pongs up to it counts them all.
+    send(&mut c, Message::Ping(b"c1".to_vec().into())).await;
+    send(&mut c, Message::text("after the ping")).await;
+    let mut pongs = 0;
+    loop {
+        match next_message(&mut c).await {
+            Some(Ok(Message::Pong(p))) => {
+                assert_eq!(&p[..], b"c1");
+                pongs += 1;
+            }
+            Some(Ok(Message::Text(t))) if t.as_str() == "after the ping" => break,
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    assert_eq!(pongs, 1, "the client's ping must be answered exactly once");
+    backend
+        .wait_received("the client's ping", |m| {
+            *m == Message::Ping(b"c1".to_vec().into())
+        })
+        .await;
+
+    // Backend → client: the backend pings (on request), the client sees the ping and answers it.
+    send(&mut c, Message::text("ping:b1")).await;
+    loop {
+        match next_message(&mut c).await {
+            Some(Ok(Message::Ping(p))) => {
+                assert_eq!(&p[..], b"b1");
+                break;
+            }
+            Some(Ok(Message::Pong(_))) => continue,
+            other => panic!("expected the backend's ping, got {other:?}"),
+        }
+    }
+    // The library sends our pong together with the next message we send (after it, in the same
+    // write); one more message after that, once at the backend, means every pong is there too.
+    echo_text(&mut c, "after the pong").await;
+    echo_text(&mut c, "sync").await;
+    backend
+        .wait_received("the text after the pong", |m| *m == Message::text("sync"))
+        .await;
+    let pongs = backend
+        .received()
+        .iter()
+        .filter(|m| **m == Message::Pong(b"b1".to_vec().into()))
+        .count();
+    assert_eq!(pongs, 1, "the backend's ping must be answered exactly once");
+}
+
+#[tokio::test]
+async fn subprotocol_offer_and_choice_pass_through() {
+    let backend = Backend::start_choosing(Mode::Echo, Some("chat.v2")).await;
+    let g = gateway_to(&backend.endpoint(), &[]).await;
+    let request = client_request(
+        &g.url("/svc/v1/t"),
+        &[("sec-websocket-protocol", "chat.v1, chat.v2")],
+    );
+    let (mut c, response) = try_connect_request(request).await.expect("handshake");
+    assert_eq!(
+        response
+            .headers()
+            .get("sec-websocket-protocol")
+            .and_then(|v| v.to_str().ok()),
+        Some("chat.v2")
+    );
+    assert_eq!(backend.handshake(1).await.protocols, ["chat.v1", "chat.v2"]);
+    echo_text(&mut c, "with a subprotocol").await;
+}
+
+#[tokio::test]
+async fn subprotocol_declined_by_the_backend_is_declined_to_the_client() {
+    // RFC 6455 4.2.2: a server may accept none of the offered subprotocols; the client then
+    // decides. Directly connected, this client would get a 101 without Sec-WebSocket-Protocol.
+    let backend = Backend::start(Mode::Echo).await;
+    let g = gateway_to(&backend.endpoint(), &[]).await;
+    let r = upgrade(
+        g.addr,
+        "/svc/v1/t",
+        &[("sec-websocket-protocol", "chat.v1")],
+    )
+    .await;
+    assert_eq!(r.status, 101, "{}", r.body);
+    assert!(r.header("sec-websocket-protocol").is_none());
+}
+
+#[tokio::test]
+async fn close_code_and_reason_propagate_client_to_backend() {
+    let backend = Backend::start(Mode::Echo).await;
+    let g = gateway_to(&backend.endpoint(), &[]).await;
+    let mut c = connect(&g.url("/svc/v1/t")).await;
+    echo_text(&mut c, "hi").await;
+    within(
+        STEP,
+        "closing",
+        c.close(Some(close_frame(4001, "client bye"))),
+    )
+    .await
+    .expect("close");
+    // The close handshake completes: our Close is answered and the stream ends.
+    let mut answered = false;
+    while let Some(m) = next_message(&mut c).await {
+        if let Ok(Message::Close(Some(f))) = m {
+            assert_eq!(u16::from(f.code), 4001);
+            answered = true;
+        }
+    }
+    assert!(answered, "the client's Close was not answered");
+    backend
+        .wait_received("the client's Close 4001", |m| {
+            matches!(m, Message::Close(Some(f)) if u16::from(f.code) == 4001 && f.reason == "client bye")
+        })
+        .await;
+}
+
+#[tokio::test]
+async fn close_code_and_reason_propagate_backend_to_client() {
+    let backend = Backend::start(Mode::CloseAfterFirst(4002, "backend bye".into())).await;
+    let g = gateway_to(&backend.endpoint(), &[]).await;
+    let mut c = connect(&g.url("/svc/v1/t")).await;
+    send(&mut c, Message::text("hi")).await;
+    assert_eq!(
+        expect_close(&mut c).await,
+        (4002, "backend bye".to_string())
+    );
+    // The backend got the close answered.
+    backend
+        .wait_received("the answer to its Close", |m| {
+            matches!(m, Message::Close(_))
+        })
+        .await;
+}
+
+#[tokio::test]
+async fn a_vanishing_backend_closes_the_client_with_1011() {
+    let backend = Backend::start(Mode::DropAfterFirst).await;
+    let g = gateway_to(&backend.endpoint(), &[]).await;
+    let mut c = connect(&g.url("/svc/v1/t")).await;
+    send(&mut c, Message::text("hi")).await;
+    let (code, _) = expect_close(&mut c).await;
+    assert_eq!(code, 1011);
+}
+
+#[tokio::test]
+async fn an_unreachable_backend_is_502_and_a_silent_one_504() {
+    let port = closed_port();
+    let down = gateway_to(&format!("ws://127.0.0.1:{port}"), &[]).await;
+    let r = upgrade(down.addr, "/svc/v1/t", &[]).await;
+    assert_eq!(r.status, 502, "{}", r.body);
+    assert!(
+        !r.body.contains(&port.to_string()),
+        "the reason leaks the backend address: {}",
+        r.body
+    );
+
+    let silent = Silent::start().await;
+    let slow = gateway_to(&silent.endpoint(), &["--connect-timeout", "0.5"]).await;
+    let r = upgrade(slow.addr, "/svc/v1/t", &[]).await;
+    assert_eq!(r.status, 504, "{}", r.body);
+    assert!(
+        !r.body.contains(&silent.addr.port().to_string()),
+        "{}",
+        r.body
+    );
+    assert!(slow
+        .metrics()
+        .await
+        .contains("portico_handshakes_total{status=\"504\"} 1"),);
+}
+
+#[tokio::test]
+async fn a_message_over_max_message_bytes_closes_with_1009() {
+    let backend = Backend::start(Mode::Echo).await;
+    let g = gateway_to(&backend.endpoint(), &["--max-message-bytes", "1024"]).await;
+    let mut c = connect(&g.url("/svc/v1/t")).await;
+    echo_text(&mut c, &"a".repeat(1000)).await;
+    send(&mut c, Message::text("b".repeat(2048))).await;
+    let (code, _) = expect_close(&mut c).await;
+    assert_eq!(code, 1009);
+    assert!(
+        !backend
+            .received()
+            .iter()
+            .any(|m| m.is_text() && m.len() > 1024),
+        "the oversized message reached the backend"
+    );
+}
+
+#[tokio::test]
+async fn per_api_max_message_bytes_closes_with_1009() {
+    let g = Gateway::builder()
+        .spec(
+            "svc.yaml",
+            spec("Svc", "v1", "/svc", "echo:")
+                .limit("maxMessageBytes", 1024)
+                .channel("/t")
+                .yaml(),
+        )
+        .start()
+        .await;
+    let mut c = connect(&g.url("/svc/v1/t")).await;
+    echo_text(&mut c, &"a".repeat(1000)).await;
+    send(&mut c, Message::binary(vec![7u8; 2048])).await;
+    assert_eq!(expect_close(&mut c).await.0, 1009);
+}
+
+#[tokio::test]
+async fn a_slow_client_backpressures_a_flooding_backend() {
+    const MIB: u64 = 1024 * 1024;
+    const MESSAGE: usize = 64 * 1024;
+    let backend = Backend::start(Mode::Flood {
+        message_bytes: MESSAGE,
+        limit_bytes: 512 * MIB,
+    })
+    .await;
+    let g = gateway_to(&backend.endpoint(), &[]).await;
+    let before = g.rss_bytes();
+    // Connect and do not read: the backend starts flooding right away.
+    let mut c = connect(&g.url("/svc/v1/t")).await;
+
+    // Wait until the backend is stuck (no progress for a second) or has pushed 200 MiB.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let mut last = (0, Instant::now());
+    loop {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let pushed = backend.pushed();
+        if pushed >= 200 * MIB {
+            break;
+        }
+        if pushed != last.0 {
+            last = (pushed, Instant::now());
+        } else if pushed > 0 && last.1.elapsed() >= Duration::from_secs(1) {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the flood neither stalled nor finished"
+        );
+    }
+    let pushed = backend.pushed();
+    let grown = g.rss_bytes().saturating_sub(before);
+    eprintln!(
+        "flood: backend pushed {} KiB, gateway RSS grew {} KiB",
+        pushed / 1024,
+        grown / 1024
+    );
+    assert!(
+        grown < 64 * MIB,
+        "the gateway grew by {} MiB while the backend pushed {} MiB to a client that does not read",
+        grown / MIB,
+        pushed / MIB
+    );
+
+    // Nothing was dropped to keep memory low: every message pushed so far arrives, in order.
+    let expected = pushed / MESSAGE as u64;
+    let mut seq = 0u64;
+    within(Duration::from_secs(60), "reading the backlog", async {
+        while seq < expected {
+            match c.next().await {
+                Some(Ok(Message::Binary(b))) => {
+                    assert_eq!(b.len(), MESSAGE);
+                    let got = u64::from_be_bytes(b[..8].try_into().unwrap());
+                    assert_eq!(got, seq, "message {seq} is missing");
+                    seq += 1;
+                }
+                Some(Ok(Message::Ping(_) | Message::Pong(_))) => {}
+                other => panic!("after {seq} messages: {other:?}"),
+            }
+        }
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn idle_connections_are_closed_with_1001() {
+    let backend = Backend::start(Mode::Echo).await;
+    let g = gateway_to(&backend.endpoint(), &["--idle-timeout", "1"]).await;
+    let mut c = connect(&g.url("/svc/v1/t")).await;
+    // Traffic keeps it open past the timeout...
+    for i in 0..12 {
+        echo_text(&mut c, &format!("busy {i}")).await;
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    // ...silence closes it.
+    let (code, reason) = expect_close(&mut c).await;
+    assert_eq!(code, 1001, "{reason}");
+    backend
+        .wait_received(
+            "the idle Close",
+            |m| matches!(m, Message::Close(Some(f)) if u16::from(f.code) == 1001),
+        )
+        .await;
+}
+
+#[tokio::test]
+async fn per_api_idle_timeout_closes_with_1001() {
+    let g = Gateway::builder()
+        .spec(
+            "svc.yaml",
+            spec("Svc", "v1", "/svc", "echo:")
+                .limit("idleTimeoutSeconds", 1)
+                .channel("/t")
+                .yaml(),
+        )
+        .start()
+        .await;
+    let mut c = connect(&g.url("/svc/v1/t")).await;
+    echo_text(&mut c, "then silence").await;
+    assert_eq!(expect_close(&mut c).await.0, 1001);
+}
+
+/// Connects, retrying while the gateway answers 503 (a closed connection is released
+/// asynchronously).
+async fn connect_when_released(url: &str) -> Client {
+    let deadline = Instant::now() + STEP;
+    loop {
+        match try_connect_request(client_request(url, &[])).await {
+            Ok((c, _)) => return c,
+            Err(tungstenite::Error::Http(r)) if r.status() == 503 && Instant::now() < deadline => {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            Err(e) => panic!("{url}: {e}"),
+        }
+    }
+}
+
+#[tokio::test]
+async fn max_connections_refuses_the_third_with_503() {
+    let g = gateway_to("echo:", &["--max-connections", "2"]).await;
+    let url = g.url("/svc/v1/t");
+    let mut a = connect(&url).await;
+    let mut b = connect(&url).await;
+    let r = upgrade(g.addr, "/svc/v1/t", &[]).await;
+    assert_eq!(r.status, 503, "{}", r.body);
+    assert!(r.header("retry-after").is_some());
+    // The two keep working; closing one makes room.
+    echo_text(&mut b, "b").await;
+    within(STEP, "closing", a.close(None)).await.expect("close");
+    while let Some(Ok(_)) = next_message(&mut a).await {}
+    let mut c = connect_when_released(&url).await;
+    echo_text(&mut c, "c").await;
+}
+
+#[tokio::test]
+async fn per_api_max_connections_from_the_spec() {
+    let g = Gateway::builder()
+        .spec(
+            "one.yaml",
+            spec("One", "v1", "/one", "echo:")
+                .limit("maxConnections", 1)
+                .channel("/t")
+                .yaml(),
+        )
+        .spec(
+            "two.yaml",
+            spec("Two", "v1", "/two", "echo:").channel("/t").yaml(),
+        )
+        .start()
+        .await;
+    let mut first = connect(&g.url("/one/v1/t")).await;
+    let r = upgrade(g.addr, "/one/v1/t", &[]).await;
+    assert_eq!(r.status, 503, "{}", r.body);
+    // Other APIs are not affected.
+    let mut x = connect(&g.url("/two/v1/t")).await;
+    let mut y = connect(&g.url("/two/v1/t")).await;
+    echo_text(&mut x, "x").await;
+    echo_text(&mut y, "y").await;
+    echo_text(&mut first, "first").await;
+}
+
+#[tokio::test]
+async fn fragments_are_reassembled_and_a_ping_between_them_is_answered() {
+    let backend = Backend::start(Mode::Echo).await;
+    let g = gateway_to(&backend.endpoint(), &[]).await;
+    let mut raw = RawClient::connect(g.addr, "/svc/v1/t").await;
+    raw.send_frame(false, opcode::TEXT, b"hel", true).await;
+    raw.send_frame(true, opcode::PING, b"mid", true).await;
+    raw.send_frame(false, opcode::CONTINUATION, b"lo ", true)
+        .await;
+    raw.send_frame(true, opcode::CONTINUATION, "wörld".as_bytes(), true)
+        .await;
+    let mut got_pong = false;
+    loop {
+        match raw.read_frame().await {
+            Some((true, opcode::PONG, p)) => {
+                assert_eq!(p, b"mid");
+                assert!(!got_pong, "two pongs for one ping");
+                got_pong = true;
+            }
+            Some((true, opcode::TEXT, p)) => {
+                assert_eq!(String::from_utf8(p).unwrap(), "hello wörld");
+                break;
+            }
+            other => panic!("unexpected frame {other:?}"),
+        }
+    }
+    assert!(got_pong, "the ping between fragments was not answered");
+    backend
+        .wait_received("the reassembled message", |m| {
+            *m == Message::text("hello wörld")
+        })
+        .await;
+}
+
+#[tokio::test]
+async fn invalid_utf8_text_closes_with_1007() {
+    let backend = Backend::start(Mode::Echo).await;
+    let g = gateway_to(&backend.endpoint(), &[]).await;
+    let mut raw = RawClient::connect(g.addr, "/svc/v1/t").await;
+    raw.send_frame(true, opcode::TEXT, &[0x61, 0xff, 0xfe], true)
+        .await;
+    assert_eq!(raw.expect_close().await, 1007);
+    assert!(
+        !backend.received().iter().any(|m| m.is_text()),
+        "invalid text reached the backend"
+    );
+}
+
+#[tokio::test]
+async fn an_unmasked_client_frame_closes_with_1002() {
+    let backend = Backend::start(Mode::Echo).await;
+    let g = gateway_to(&backend.endpoint(), &[]).await;
+    let mut raw = RawClient::connect(g.addr, "/svc/v1/t").await;
+    raw.send_frame(true, opcode::TEXT, b"unmasked", false).await;
+    assert_eq!(raw.expect_close().await, 1002);
+    // The backend learns that its client is gone.
+    backend
+        .wait_received("a Close", |m| matches!(m, Message::Close(_)))
+        .await;
+}
+
+#[tokio::test]
+async fn a_vanishing_client_closes_the_backend_with_1011() {
+    let backend = Backend::start(Mode::Echo).await;
+    let g = gateway_to(&backend.endpoint(), &[]).await;
+    let mut c = connect(&g.url("/svc/v1/t")).await;
+    echo_text(&mut c, "then gone").await;
+    // Drop the TCP connection without a Close.
+    drop(c);
+    backend
+        .wait_received(
+            "Close 1011",
+            |m| matches!(m, Message::Close(Some(f)) if u16::from(f.code) == 1011),
+        )
+        .await;
+}
+
+#[tokio::test]
+async fn vanished_peers_are_counted_as_lost_not_as_protocol_errors() {
+    let backend = Backend::start(Mode::DropAfterFirst).await;
+    let g = gateway_to(&backend.endpoint(), &[]).await;
+    // The backend vanishes.
+    let mut c = connect(&g.url("/svc/v1/t")).await;
+    within(STEP, "send", c.send(Message::text("x")))
+        .await
+        .expect("send");
+    assert_eq!(expect_close(&mut c).await.0, 1011);
+    // The client vanishes.
+    let echo = Backend::start(Mode::Echo).await;
+    let g2 = gateway_to(&echo.endpoint(), &[]).await;
+    let mut c = connect(&g2.url("/svc/v1/t")).await;
+    echo_text(&mut c, "then gone").await;
+    drop(c);
+
+    for (gateway, side) in [(&g, "backend"), (&g2, "client")] {
+        let expected = format!("portico_closes_total{{initiator=\"{side}\",code=\"1011\"}} 1");
+        let deadline = Instant::now() + STEP;
+        loop {
+            let m = gateway.metrics().await;
+            if m.contains("portico_closes_total{") {
+                assert!(m.contains(&expected), "expected {expected}:\n{m}");
+                assert!(!m.contains("code=\"1002\""), "{m}");
+                break;
+            }
+            assert!(Instant::now() < deadline, "no close counted:\n{m}");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_frame_sent_right_behind_the_handshake_is_not_lost() {
+    let backend = Backend::start(Mode::Echo).await;
+    let g = gateway_to(&backend.endpoint(), &[]).await;
+    let first = encode_frame(true, opcode::TEXT, b"eager", true);
+    let mut raw = RawClient::connect_pipelined(g.addr, "/svc/v1/t", &first).await;
+    match raw.read_frame().await {
+        Some((true, opcode::TEXT, p)) => assert_eq!(p, b"eager"),
+        other => panic!("expected the echo of the pipelined frame, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn a_backend_refusing_the_upgrade_is_502() {
+    // A backend that answers every upgrade with 403.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let server = tokio::spawn(async move {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        while let Ok((mut s, _)) = listener.accept().await {
+            let mut buf = [0u8; 4096];
+            let _ = s.read(&mut buf).await;
+            let _ = s
+                .write_all(b"HTTP/1.1 403 Forbidden\r\ncontent-length: 0\r\n\r\n")
+                .await;
+        }
+    });
+    let g = gateway_to(&format!("ws://{addr}"), &[]).await;
+    let r = upgrade(g.addr, "/svc/v1/t", &[]).await;
+    assert_eq!(r.status, 502, "{}", r.body);
+    assert!(
+        r.body.contains("403"),
+        "the reason names the backend's status: {}",
+        r.body
+    );
+    server.abort();
+}
+
+/// Reads for `quiet` without sending anything (the library answers pings); returns how many pings
+/// arrived. Panics if anything but pings arrives.
+async fn listen_quietly(client: &mut Client, quiet: Duration) -> usize {
+    let mut pings = 0;
+    let until = tokio::time::Instant::now() + quiet;
+    loop {
+        match tokio::time::timeout_at(until, client.next()).await {
+            Err(_) => return pings,
+            Ok(Some(Ok(Message::Ping(_)))) => pings += 1,
+            Ok(other) => panic!("a client answering pings got {other:?} after {pings} pings"),
+        }
+    }
+}
+
+#[tokio::test]
+async fn keepalive_pings_idle_clients_and_closes_the_silent_ones() {
+    let backend = Backend::start(Mode::Echo).await;
+    let g = gateway_to(&backend.endpoint(), &["--keepalive", "2"]).await;
+    // A client that never answers pings...
+    let mut deaf = RawClient::connect(g.addr, "/svc/v1/t").await;
+    // ...and one that does (the library answers them), silent otherwise.
+    let mut polite = connect(&g.url("/svc/v1/t")).await;
+    let pings = listen_quietly(&mut polite, Duration::from_secs(5)).await;
+    assert!(pings >= 1, "no keepalive ping in 5 s with --keepalive 2");
+    echo_text(&mut polite, "still here").await;
+    // The deaf one is closed with 1011 (after two intervals).
+    assert_eq!(deaf.expect_close().await, 1011);
+
+    // The keepalive is the gateway's: the backend never sees its pings or their pongs.
+    assert!(
+        !backend
+            .received()
+            .iter()
+            .any(|m| matches!(m, Message::Pong(_) | Message::Ping(_))),
+        "{:?}",
+        backend.received()
+    );
+}
+
+#[tokio::test]
+async fn a_one_second_keepalive_never_closes_clients_that_answer() {
+    let g = gateway_to("echo:", &["--keepalive", "1"]).await;
+    let mut clients = Vec::new();
+    for _ in 0..20 {
+        clients.push(connect(&g.url("/svc/v1/t")).await);
+    }
+    let tasks: Vec<_> = clients
+        .into_iter()
+        .map(|mut c| {
+            tokio::spawn(async move {
+                let pings = listen_quietly(&mut c, Duration::from_millis(3500)).await;
+                echo_text(&mut c, "alive").await;
+                pings
+            })
+        })
+        .collect();
+    for t in tasks {
+        let pings = within(STEP, "a quiet client", t)
+            .await
+            .expect("client task");
+        assert!(pings >= 1);
+    }
+}

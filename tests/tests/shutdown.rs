@@ -1,0 +1,97 @@
+//! SIGTERM: every connection is closed with 1001 and the process exits 0 within the drain timeout.
+
+use std::time::Duration;
+
+use portico_tests::*;
+
+#[tokio::test]
+async fn sigterm_closes_every_connection_with_1001_and_exits_0() {
+    let backend = Backend::start(Mode::Echo).await;
+    let mut g = Gateway::builder()
+        .spec(
+            "builtin.yaml",
+            spec("Builtin", "v1", "/builtin", "echo:")
+                .channel("/t")
+                .yaml(),
+        )
+        .spec(
+            "remote.yaml",
+            spec("Remote", "v1", "/remote", &backend.endpoint())
+                .channel("/t")
+                .yaml(),
+        )
+        .args(&["--drain-timeout", "5"])
+        .start()
+        .await;
+    let mut clients = Vec::new();
+    for path in [
+        "/builtin/v1/t",
+        "/builtin/v1/t",
+        "/remote/v1/t",
+        "/remote/v1/t",
+    ] {
+        let mut c = connect(&g.url(path)).await;
+        echo_text(&mut c, path).await;
+        clients.push(c);
+    }
+
+    g.terminate();
+    for c in &mut clients {
+        let (code, reason) = expect_close(c).await;
+        assert_eq!(code, 1001, "{reason}");
+    }
+    let status = g
+        .wait_exit(Duration::from_secs(7))
+        .await
+        .expect("the runtime did not exit within the drain timeout");
+    assert_eq!(status.code(), Some(0), "{status}");
+    // The backends were told too.
+    let closes = backend
+        .received()
+        .iter()
+        .filter(|m| matches!(m, Message::Close(Some(f)) if u16::from(f.code) == 1001))
+        .count();
+    assert_eq!(closes, 2);
+}
+
+#[tokio::test]
+async fn sigterm_does_not_wait_past_the_drain_timeout_for_clients_that_never_answer() {
+    let mut g = Gateway::builder()
+        .spec(
+            "svc.yaml",
+            spec("Svc", "v1", "/svc", "echo:").channel("/t").yaml(),
+        )
+        .args(&["--drain-timeout", "1"])
+        .start()
+        .await;
+    // Connected, but never reads again: its Close is never answered.
+    let mut stubborn = connect(&g.url("/svc/v1/t")).await;
+    echo_text(&mut stubborn, "then deaf").await;
+
+    g.terminate();
+    let status = g
+        .wait_exit(Duration::from_secs(4))
+        .await
+        .expect("the runtime waited for a client past the drain timeout");
+    assert_eq!(status.code(), Some(0), "{status}");
+    drop(stubborn);
+}
+
+#[tokio::test]
+async fn sigterm_with_no_connections_exits_0_at_once() {
+    let mut g = Gateway::builder()
+        .spec(
+            "svc.yaml",
+            spec("Svc", "v1", "/svc", "echo:").channel("/t").yaml(),
+        )
+        .args(&["--drain-timeout", "30"])
+        .start()
+        .await;
+    g.terminate();
+    let status = g
+        .wait_exit(Duration::from_secs(5))
+        .await
+        .expect("an idle runtime did not exit");
+    assert_eq!(status.code(), Some(0), "{status}");
+    assert!(g.log().contains("all connections closed"), "{}", g.log());
+}
