@@ -93,6 +93,15 @@ fn read_text(path: &Path, max_bytes: u64) -> Result<String, ReadError> {
             "check that the file exists and is readable".to_string(),
         )
     };
+    // Only regular files: opening a FIFO or a device would block or never end.
+    let meta = std::fs::metadata(path).map_err(io_error)?;
+    if !meta.is_file() {
+        return Err((
+            "input-unreadable",
+            format!("{} is not a regular file", path.display()),
+            "point the compiler at spec files and folders only".to_string(),
+        ));
+    }
     let file = std::fs::File::open(path).map_err(io_error)?;
     let too_large = || {
         (

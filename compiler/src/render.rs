@@ -248,19 +248,19 @@ const EXCERPT_WIDTH: usize = 100;
 impl Excerpt {
     /// Returns the excerpt, and the caret's offset and length inside it.
     fn around(file: &SourceFile, span: Span) -> (Excerpt, usize, usize) {
-        let lines: Vec<&str> = file.text.split('\n').collect();
+        let line_count = file.line_count();
         let line_index = (span.line as usize)
             .saturating_sub(1)
-            .min(lines.len().saturating_sub(1));
+            .min(line_count.saturating_sub(1));
         let first = line_index.saturating_sub(1);
-        let last = (line_index + 1).min(lines.len().saturating_sub(1));
+        let last = (line_index + 1).min(line_count.saturating_sub(1));
         let col = span.col.saturating_sub(1) as usize;
         let window_start = col.saturating_sub(EXCERPT_WIDTH / 2);
         let mut text = String::new();
         let mut offset = 0;
         let mut len = 1;
-        for (i, line) in lines.iter().enumerate().take(last + 1).skip(first) {
-            let line = line.trim_end_matches('\r');
+        for i in first..=last {
+            let line = file.line_text(i + 1);
             let chars: Vec<char> = line.chars().collect();
             let cut_left = window_start > 0 && chars.len() > EXCERPT_WIDTH;
             let start = if cut_left {

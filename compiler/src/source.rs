@@ -248,6 +248,19 @@ pub fn escape_pointer_token(token: &str) -> String {
     token.replace('~', "~0").replace('/', "~1")
 }
 
+/// Byte offsets where lines start. Like the YAML parser, `\n`, `\r\n` and a lone `\r` each end a
+/// line, so that reported lines and columns match the parser's.
+pub fn line_starts(text: &str) -> Vec<usize> {
+    let bytes = text.as_bytes();
+    let mut starts = vec![0];
+    for (i, &b) in bytes.iter().enumerate() {
+        if b == b'\n' || (b == b'\r' && bytes.get(i + 1) != Some(&b'\n')) {
+            starts.push(i + 1);
+        }
+    }
+    starts
+}
+
 /// One file's text with a line index, for turning positions into excerpts.
 #[derive(Debug)]
 pub struct SourceFile {
@@ -259,8 +272,7 @@ pub struct SourceFile {
 
 impl SourceFile {
     pub fn new(path: PathBuf, text: String) -> Self {
-        let mut line_starts = vec![0];
-        line_starts.extend(text.match_indices('\n').map(|(i, _)| i + 1));
+        let line_starts = line_starts(&text);
         SourceFile {
             path,
             text,
@@ -269,6 +281,24 @@ impl SourceFile {
     }
 
     /// Byte offset of a 1-based line and 1-based character column.
+    /// The text of a 1-based line, without its line break.
+    pub fn line_text(&self, line: usize) -> &str {
+        let Some(&start) = self.line_starts.get(line.saturating_sub(1)) else {
+            return "";
+        };
+        let end = self
+            .line_starts
+            .get(line)
+            .copied()
+            .unwrap_or(self.text.len());
+        self.text[start..end].trim_end_matches(['\n', '\r'])
+    }
+
+    /// Number of lines.
+    pub fn line_count(&self) -> usize {
+        self.line_starts.len()
+    }
+
     pub fn offset(&self, line: u32, col: u32) -> usize {
         let Some(&start) = self.line_starts.get(line.saturating_sub(1) as usize) else {
             return self.text.len();
@@ -340,6 +370,8 @@ enum Frame {
         entries: Vec<(Key, Node)>,
         pending_key: Option<Key>,
         anchor: usize,
+        /// Key → line of first use, built once the mapping is large (duplicate-key check).
+        index: Option<HashMap<String, u32>>,
     },
 }
 
@@ -356,8 +388,7 @@ struct TreeBuilder<'a> {
 
 impl<'a> TreeBuilder<'a> {
     fn new(file: FileId, text: &'a str, limits: &'a Limits) -> Self {
-        let mut line_starts = vec![0];
-        line_starts.extend(text.match_indices('\n').map(|(i, _)| i + 1));
+        let line_starts = line_starts(text);
         TreeBuilder {
             file,
             text,
@@ -512,6 +543,7 @@ impl<'a> TreeBuilder<'a> {
                         entries: Vec::new(),
                         pending_key: None,
                         anchor,
+                        index: None,
                     });
                     None
                 }
@@ -555,6 +587,7 @@ impl<'a> TreeBuilder<'a> {
                     Some(Frame::Map {
                         entries,
                         pending_key,
+                        index,
                         ..
                     }) => match pending_key.take() {
                         None => {
@@ -571,8 +604,26 @@ impl<'a> TreeBuilder<'a> {
                                     node.span,
                                 )),
                             };
-                            if let Some((first, _)) = entries.iter().find(|(k, _)| k.name == name) {
-                                let first_line = first.span.line;
+                            // Large mappings get an index so that the check stays linear.
+                            if entries.len() == 16 && index.is_none() {
+                                *index = Some(
+                                    entries
+                                        .iter()
+                                        .map(|(k, _)| (k.name.clone(), k.span.line))
+                                        .collect(),
+                                );
+                            }
+                            let first_line = match index {
+                                Some(ix) => ix.get(&name).copied(),
+                                None => entries
+                                    .iter()
+                                    .find(|(k, _)| k.name == name)
+                                    .map(|(k, _)| k.span.line),
+                            };
+                            if let Some(ix) = index {
+                                ix.entry(name.clone()).or_insert(node.span.line);
+                            }
+                            if let Some(first_line) = first_line {
                                 let problem = self.problem(
                                     "yaml-duplicate-key",
                                     format!("the key `{name}` appears twice in this mapping (first on line {first_line})"),

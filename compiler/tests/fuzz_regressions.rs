@@ -129,7 +129,6 @@ fn fuzz_regressions_return_with_located_diagnostics() {
 /// so every span after the CR has a line/column that disagrees with its byte offset and the caret
 /// lands on the wrong line. Not a crash; un-ignore once fixed.
 #[test]
-#[ignore = "known bug: lone CR line breaks shift reported positions (see fuzz_regressions/position-lone-cr.yaml)"]
 fn lone_cr_positions_agree_with_offsets() {
     let path =
         Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fuzz_regressions/position-lone-cr.yaml");
@@ -168,7 +167,6 @@ fn lone_cr_positions_agree_with_offsets() {
 /// absolute ones included. Un-ignore once non-regular files are refused with a diagnostic.
 #[cfg(unix)]
 #[test]
-#[ignore = "known bug: compile blocks forever on a FIFO found in a folder or named by a $ref"]
 fn fifo_inputs_do_not_block() {
     let dir = tempfile::tempdir().expect("temp dir");
     let discovered = dir.path().join("discovered");
