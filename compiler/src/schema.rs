@@ -132,17 +132,8 @@ pub fn validate(doc: &Node, version: SpecVersion, diags: &mut Vec<Diagnostic>) {
     if version.is_v3() {
         restore_v3_references(&mut instance);
     }
-    let errors: Vec<ValidationError<'static>> = compiled
-        .validator
-        .iter_errors(&instance)
-        .map(ValidationError::to_owned)
-        .collect();
-    let mut leaves = Vec::new();
-    for error in &errors {
-        prune(error, &mut leaves);
-    }
     report(
-        leaves,
+        &errors_of(&compiled.validator, &instance),
         doc,
         "",
         &compiled.schema,
@@ -213,17 +204,8 @@ pub fn validate_extension(
     code: &'static str,
     diags: &mut Vec<Diagnostic>,
 ) {
-    let instance = node.to_json();
-    let errors: Vec<ValidationError<'static>> = validator
-        .iter_errors(&instance)
-        .map(ValidationError::to_owned)
-        .collect();
-    let mut leaves = Vec::new();
-    for error in &errors {
-        prune(error, &mut leaves);
-    }
     report(
-        leaves,
+        &errors_of(validator, &node.to_json()),
         node,
         prefix,
         schema,
@@ -237,7 +219,7 @@ pub fn validate_extension(
 }
 
 fn report(
-    leaves: Vec<&ValidationError<'static>>,
+    errors: &[ValidationError<'static>],
     doc: &Node,
     prefix: &str,
     schema: &Value,
@@ -245,6 +227,10 @@ fn report(
     vocabulary: &Vocabulary,
     diags: &mut Vec<Diagnostic>,
 ) {
+    let mut leaves = Vec::new();
+    for error in errors {
+        prune(error, &mut leaves);
+    }
     let mut seen = std::collections::HashSet::new();
     for leaf in leaves {
         let mut d = describe(leaf, doc, schema, vocabulary);
@@ -254,6 +240,14 @@ fn report(
             diags.push(d);
         }
     }
+}
+
+/// Every error of `instance`, owned (they borrow the instance otherwise).
+fn errors_of(validator: &jsonschema::Validator, instance: &Value) -> Vec<ValidationError<'static>> {
+    validator
+        .iter_errors(instance)
+        .map(ValidationError::to_owned)
+        .collect()
 }
 
 /// Flattens an error into the leaf errors worth showing, descending into the best `oneOf`/`anyOf`

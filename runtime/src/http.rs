@@ -51,48 +51,68 @@ pub enum HeadError {
 pub async fn read_head<S: AsyncRead + Unpin>(
     stream: &mut S,
 ) -> Result<(RequestHead, Vec<u8>), HeadError> {
+    read_until_parsed(stream, "request", |buf| {
+        let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
+        let mut req = httparse::Request::new(&mut headers);
+        let status = req.parse(buf).map_err(|e| match e {
+            httparse::Error::TooManyHeaders => HeadError::Malformed("too many headers"),
+            _ => HeadError::Malformed("not an HTTP/1.1 request"),
+        })?;
+        let httparse::Status::Complete(len) = status else {
+            return Ok(None);
+        };
+        let target = req.path.unwrap_or("/");
+        let (path, query) = match target.split_once('?') {
+            Some((p, q)) => (p.to_string(), Some(q.to_string())),
+            None => (target.to_string(), None),
+        };
+        let head = RequestHead {
+            method: req.method.unwrap_or("").to_string(),
+            path,
+            query,
+            headers: owned_headers(req.headers),
+        };
+        Ok(Some((head, len)))
+    })
+    .await
+}
+
+fn owned_headers(headers: &[httparse::Header<'_>]) -> Vec<(String, String)> {
+    headers
+        .iter()
+        .map(|h| {
+            (
+                h.name.to_string(),
+                String::from_utf8_lossy(h.value).into_owned(),
+            )
+        })
+        .collect()
+}
+
+/// Reads until `parse` recognizes a complete head (it returns the head and its length), bounded by
+/// [`MAX_HEAD_BYTES`]. Returns the head and the bytes read past it.
+async fn read_until_parsed<S: AsyncRead + Unpin, T>(
+    stream: &mut S,
+    what: &'static str,
+    mut parse: impl FnMut(&[u8]) -> Result<Option<(T, usize)>, HeadError>,
+) -> Result<(T, Vec<u8>), HeadError> {
     let mut buf = Vec::with_capacity(1024);
-    let mut chunk = [0u8; 1024];
+    let mut chunk = [0u8; 512];
     loop {
         let n = stream.read(&mut chunk).await.map_err(|_| HeadError::Io)?;
         if n == 0 {
             return Err(HeadError::Io);
         }
         buf.extend_from_slice(&chunk[..n]);
-        let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
-        let mut req = httparse::Request::new(&mut headers);
-        match req.parse(&buf) {
-            Ok(httparse::Status::Complete(len)) => {
-                let target = req.path.unwrap_or("/");
-                let (path, query) = match target.split_once('?') {
-                    Some((p, q)) => (p.to_string(), Some(q.to_string())),
-                    None => (target.to_string(), None),
-                };
-                let head = RequestHead {
-                    method: req.method.unwrap_or("").to_string(),
-                    path,
-                    query,
-                    headers: req
-                        .headers
-                        .iter()
-                        .map(|h| {
-                            (
-                                h.name.to_string(),
-                                String::from_utf8_lossy(h.value).into_owned(),
-                            )
-                        })
-                        .collect(),
-                };
-                return Ok((head, buf[len..].to_vec()));
-            }
-            Ok(httparse::Status::Partial) if buf.len() < MAX_HEAD_BYTES => continue,
-            Ok(httparse::Status::Partial) => {
-                return Err(HeadError::Malformed("request head too large"))
-            }
-            Err(httparse::Error::TooManyHeaders) => {
-                return Err(HeadError::Malformed("too many headers"))
-            }
-            Err(_) => return Err(HeadError::Malformed("not an HTTP/1.1 request")),
+        if let Some((head, len)) = parse(&buf)? {
+            return Ok((head, buf[len..].to_vec()));
+        }
+        if buf.len() >= MAX_HEAD_BYTES {
+            return Err(HeadError::Malformed(if what == "request" {
+                "request head too large"
+            } else {
+                "response head too large"
+            }));
         }
     }
 }
@@ -181,38 +201,20 @@ impl ResponseHead {
 pub async fn read_response_head<S: AsyncRead + Unpin>(
     stream: &mut S,
 ) -> Result<(ResponseHead, Vec<u8>), HeadError> {
-    let mut buf = Vec::with_capacity(512);
-    loop {
-        let mut chunk = [0u8; 512];
-        let n = stream.read(&mut chunk).await.map_err(|_| HeadError::Io)?;
-        if n == 0 {
-            return Err(HeadError::Io);
-        }
-        buf.extend_from_slice(&chunk[..n]);
+    read_until_parsed(stream, "response", |buf| {
         let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
         let mut response = httparse::Response::new(&mut headers);
-        match response.parse(&buf) {
-            Ok(httparse::Status::Complete(len)) => {
-                let head = ResponseHead {
-                    status: response.code.unwrap_or(0),
-                    headers: response
-                        .headers
-                        .iter()
-                        .map(|h| {
-                            (
-                                h.name.to_string(),
-                                String::from_utf8_lossy(h.value).into_owned(),
-                            )
-                        })
-                        .collect(),
-                };
-                return Ok((head, buf[len..].to_vec()));
-            }
-            Ok(httparse::Status::Partial) if buf.len() < MAX_HEAD_BYTES => continue,
-            Ok(httparse::Status::Partial) => {
-                return Err(HeadError::Malformed("response head too large"))
-            }
-            Err(_) => return Err(HeadError::Malformed("not an HTTP/1.1 response")),
-        }
-    }
+        let status = response
+            .parse(buf)
+            .map_err(|_| HeadError::Malformed("not an HTTP/1.1 response"))?;
+        let httparse::Status::Complete(len) = status else {
+            return Ok(None);
+        };
+        let head = ResponseHead {
+            status: response.code.unwrap_or(0),
+            headers: owned_headers(response.headers),
+        };
+        Ok(Some((head, len)))
+    })
+    .await
 }
