@@ -23,6 +23,8 @@
 
 pub mod compile;
 pub mod diagnostics;
+pub mod docs;
+pub mod examples;
 pub mod files;
 pub mod model;
 pub mod plan;

@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Parser;
+use portico_compiler::docs;
 use portico_compiler::render::{self, Format};
 use portico_compiler::{compile, Options, Severity};
 
@@ -21,9 +22,19 @@ struct Cli {
     #[arg(required = true, value_name = "PATH")]
     paths: Vec<PathBuf>,
 
-    /// Write the plan (DIR/plan.json) here. Without it, `compile` only validates.
+    /// Write the plan (DIR/plan.json) and the API docs (DIR/docs/) here. Without it, `compile`
+    /// only validates.
     #[arg(long, value_name = "DIR", conflicts_with = "lint")]
     out: Option<PathBuf>,
+
+    /// Templates for the docs: files in DIR named like the built-ins (index.html.j2, api.html.j2,
+    /// api.md.j2, style.css.j2, macros.html.j2) replace them; other files are extra partials.
+    #[arg(long, value_name = "DIR", requires = "out")]
+    templates: Option<PathBuf>,
+
+    /// Gateway address used in the docs' URLs (ws:// or wss://; both variants are shown).
+    #[arg(long, value_name = "URL", default_value = portico_compiler::docs::DEFAULT_BASE_URL)]
+    docs_base_url: String,
 
     /// Check plain AsyncAPI only: no gateway rules, no plan.
     #[arg(long)]
@@ -59,6 +70,26 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     }
+    let docs_options = match docs::normalize_base_url(&cli.docs_base_url) {
+        Ok(base_url) => docs::Options {
+            base_url,
+            spec_links: false,
+        },
+        Err(e) => {
+            eprintln!("error: --docs-base-url: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let templates = match &cli.templates {
+        Some(dir) => match read_templates(dir) {
+            Ok(t) => t,
+            Err(e) => {
+                eprintln!("error: --templates {}: {e}", dir.display());
+                return ExitCode::from(2);
+            }
+        },
+        None => docs::Templates::builtin(),
+    };
     let out = compile(&cli.paths, &options);
     let mut diags = out.diagnostics.clone();
     if cli.quiet {
@@ -94,18 +125,83 @@ fn main() -> ExitCode {
         return ExitCode::from(1);
     }
     if let (Some(dir), Some(plan)) = (&cli.out, &out.plan) {
+        // Render first: a broken user template writes nothing, not half the outputs.
+        let pages = match docs::render_compilation(&out, &docs_options, &templates) {
+            Ok(pages) => pages,
+            Err(e) => {
+                eprintln!("error: cannot render the docs: {e}");
+                return ExitCode::from(2);
+            }
+        };
         if let Err(e) = write_outputs(dir, plan) {
             eprintln!("error: cannot write to {}: {e}", dir.display());
             return ExitCode::from(2);
         }
+        if let Err(e) = write_docs(&dir.join("docs"), &pages) {
+            eprintln!(
+                "error: cannot write the docs to {}: {e}",
+                dir.join("docs").display()
+            );
+            return ExitCode::from(2);
+        }
         eprintln!(
-            "wrote {} ({} APIs, {})",
+            "wrote {} ({} APIs, {}) and {} ({} pages)",
             dir.join("plan.json").display(),
             plan.apis.len(),
-            plan.hash
+            plan.hash,
+            dir.join("docs").display(),
+            pages.len()
         );
     }
     ExitCode::SUCCESS
+}
+
+/// The built-in templates with the files of `dir` laid over them (a user's file wins).
+fn read_templates(dir: &std::path::Path) -> Result<docs::Templates, String> {
+    let entries = std::fs::read_dir(dir).map_err(|e| e.to_string())?;
+    let mut templates = docs::Templates::builtin();
+    let mut paths: Vec<PathBuf> = entries.filter_map(|e| e.ok().map(|e| e.path())).collect();
+    paths.sort();
+    for path in paths {
+        let Some(name) = path.file_name().and_then(|n| n.to_str()) else {
+            continue;
+        };
+        if name.starts_with('.') || !path.is_file() {
+            continue;
+        }
+        let size = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
+        if size > 4 * 1024 * 1024 {
+            return Err(format!("{name} is larger than 4 MiB"));
+        }
+        let text = std::fs::read_to_string(&path).map_err(|e| format!("{name}: {e}"))?;
+        templates.set(name, text);
+    }
+    Ok(templates)
+}
+
+/// Writes the docs into a fresh folder and swaps it in, so a reader never sees a mix of two runs
+/// and pages of removed APIs do not linger.
+fn write_docs(dir: &std::path::Path, pages: &[docs::Page]) -> std::io::Result<()> {
+    let parent = dir.parent().unwrap_or(std::path::Path::new("."));
+    let tmp = parent.join(".docs.tmp");
+    let old = parent.join(".docs.old");
+    for stale in [&tmp, &old] {
+        if stale.exists() {
+            std::fs::remove_dir_all(stale)?;
+        }
+    }
+    std::fs::create_dir_all(&tmp)?;
+    for page in pages {
+        std::fs::write(tmp.join(&page.path), &page.content)?;
+    }
+    if dir.exists() {
+        std::fs::rename(dir, &old)?;
+    }
+    std::fs::rename(&tmp, dir)?;
+    if old.exists() {
+        std::fs::remove_dir_all(&old)?;
+    }
+    Ok(())
 }
 
 /// Writes the plan atomically (temp file + rename), so a runtime watching it never reads half.

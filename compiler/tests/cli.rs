@@ -397,11 +397,16 @@ fn out_writes_the_plan_only_without_errors() {
         "{}",
         stderr(&out)
     );
-    let entries: Vec<_> = std::fs::read_dir(dir.path().join("build/plan"))
+    let mut entries: Vec<_> = std::fs::read_dir(dir.path().join("build/plan"))
         .unwrap()
         .map(|e| e.unwrap().file_name())
         .collect();
-    assert_eq!(entries, ["plan.json"], "no temporary file is left behind");
+    entries.sort();
+    assert_eq!(
+        entries,
+        ["docs", "plan.json"],
+        "the plan and the docs, and no temporary file left behind"
+    );
     let plan = Plan::from_json(&text).expect("a valid plan");
     assert_eq!(plan.apis[0].routes[0].pattern, "/chat/1.0.0/rooms/{roomId}");
 

@@ -1,14 +1,117 @@
-//! The admin listener (default `127.0.0.1:9090`): `/healthz`, `/readyz`, `/metrics`, `/plan`.
+//! The admin listener (default `127.0.0.1:9090`): `/healthz`, `/readyz`, `/metrics`, `/plan`, and
+//! the API docs at `/docs/` with each API's spec at `/specs/<api>/<version>.yaml`.
 //!
-//! It shows no secrets: the plan summary lists APIs and routes, never backend URLs.
+//! It shows no secrets: the plan summary and the docs list APIs and routes, never backend URLs.
+//! (The raw specs are the documents as written: whatever their authors put in them, such as
+//! `x-gateway.endpoints`, is in them.)
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
+use portico_compiler::docs::{self, Collected, Page, Templates};
+use portico_compiler::plan::Plan;
 use serde_json::json;
 use tokio::net::{TcpListener, TcpStream};
 
+use crate::config::Config;
 use crate::http::{read_head, write_response};
 use crate::Gateway;
+
+/// The docs of the plan being served, rendered once per (re)load and kept in memory.
+#[derive(Debug, Default)]
+pub struct DocsSite {
+    /// The hash of the plan they document.
+    pub hash: String,
+    /// By file name (`index.html`, `chat-api-1.0.0.html`, ...).
+    pub pages: HashMap<String, Page>,
+    /// Raw specs by `<api>/<version>`.
+    pub specs: HashMap<String, String>,
+    /// Why `/specs/` has nothing to serve, when it has not.
+    pub specs_missing: Option<String>,
+    /// Why there are no pages, when rendering failed.
+    pub error: Option<String>,
+}
+
+impl DocsSite {
+    /// Renders the docs of `plan`: from the specs when `collected` has them (descriptions, message
+    /// examples), else from the plan alone (serving `--plan`).
+    pub fn build(plan: &Plan, collected: Option<&Collected>, base_url: &str) -> DocsSite {
+        let options = docs::Options {
+            base_url: base_url.to_string(),
+            spec_links: collected.is_some(),
+        };
+        let empty = Collected::default();
+        let source = collected.unwrap_or(&empty);
+        let mut site = DocsSite {
+            hash: plan.hash.clone(),
+            ..DocsSite::default()
+        };
+        match docs::render(source, Some(plan), &options, &Templates::builtin()) {
+            Ok(pages) => {
+                site.pages = pages.into_iter().map(|p| (p.path.clone(), p)).collect();
+            }
+            Err(e) => site.error = Some(e),
+        }
+        match collected {
+            Some(c) => {
+                site.specs = docs::spec_files(c, plan)
+                    .into_iter()
+                    .map(|(api, version, text)| (format!("{api}/{version}"), text.to_string()))
+                    .collect();
+            }
+            None => site.specs_missing = Some(
+                "this runtime serves a compiled plan (--plan), which does not carry the specs; \
+                     run the runtime on the spec folder, or read the docs `compile --out` wrote"
+                    .to_string(),
+            ),
+        }
+        site
+    }
+}
+
+/// The gateway address the docs show: `--docs-base-url` (env `PORTICO_DOCS_BASE_URL`) if set
+/// (`ws://` or `wss://`, e.g. the public address of a TLS proxy in front), else `ws://` and the
+/// listen address (`localhost` for a wildcard address).
+pub fn docs_base_url(config: &Config) -> String {
+    if let Some(text) = &config.docs_base_url {
+        match docs::normalize_base_url(text) {
+            Ok(url) => return url,
+            Err(e) => tracing::warn!("--docs-base-url ignored: {e}"),
+        }
+    }
+    let addr = config.listen;
+    let host = match addr.ip() {
+        ip if ip.is_unspecified() || ip.is_loopback() => "localhost".to_string(),
+        std::net::IpAddr::V4(ip) => ip.to_string(),
+        std::net::IpAddr::V6(ip) => format!("[{ip}]"),
+    };
+    format!("ws://{host}:{}", addr.port())
+}
+
+/// An admin response.
+pub struct Response {
+    pub status: u16,
+    pub content_type: &'static str,
+    pub headers: Vec<(&'static str, String)>,
+    pub body: String,
+}
+
+impl Response {
+    fn new(status: u16, content_type: &'static str, body: impl Into<String>) -> Response {
+        Response {
+            status,
+            content_type,
+            headers: Vec::new(),
+            body: body.into(),
+        }
+    }
+
+    fn text(status: u16, body: impl Into<String>) -> Response {
+        Response::new(status, TEXT, body)
+    }
+}
+
+const TEXT: &str = "text/plain; charset=utf-8";
 
 pub async fn serve(gateway: Arc<Gateway>, listener: TcpListener) {
     loop {
@@ -28,38 +131,108 @@ async fn handle(gateway: Arc<Gateway>, mut stream: TcpStream) {
         Ok(Ok((head, _))) => head,
         _ => return,
     };
-    let (status, content_type, body) = if head.method != "GET" {
-        (405, "text/plain; charset=utf-8", "only GET\n".to_string())
+    let response = if head.method != "GET" {
+        Response::text(405, "only GET\n")
     } else {
         route(&gateway, &head.path)
     };
-    let _ = write_response(&mut stream, status, &[], content_type, body.as_bytes()).await;
+    let _ = write_response(
+        &mut stream,
+        response.status,
+        &response.headers,
+        response.content_type,
+        response.body.as_bytes(),
+    )
+    .await;
 }
 
-fn route(gateway: &Gateway, path: &str) -> (u16, &'static str, String) {
-    const TEXT: &str = "text/plain; charset=utf-8";
+/// Answers one admin request.
+pub fn route(gateway: &Gateway, path: &str) -> Response {
     match path {
-        "/healthz" => (200, TEXT, "ok\n".into()),
+        "/healthz" => Response::text(200, "ok\n"),
         "/readyz" => {
             if *gateway.shutting_down.borrow() {
-                (503, TEXT, "shutting down\n".into())
+                Response::text(503, "shutting down\n")
             } else if gateway.table.load().is_some() {
-                (200, TEXT, "ready\n".into())
+                Response::text(200, "ready\n")
             } else {
-                (503, TEXT, "no plan loaded yet\n".into())
+                Response::text(503, "no plan loaded yet\n")
             }
         }
-        "/metrics" => (
+        "/metrics" => Response::new(
             200,
             "application/openmetrics-text; version=1.0.0; charset=utf-8",
             gateway.metrics.encode(),
         ),
-        "/plan" => (200, "application/json", plan_summary(gateway)),
-        _ => (
+        "/plan" => Response::new(200, "application/json", plan_summary(gateway)),
+        "/docs" => {
+            let mut r = Response::text(301, "the docs are at /docs/\n");
+            r.headers.push(("location", "/docs/".to_string()));
+            r
+        }
+        _ if path.starts_with("/docs/") => docs_page(gateway, &path["/docs/".len()..]),
+        _ if path.starts_with("/specs/") => spec(gateway, &path["/specs/".len()..]),
+        _ => Response::text(
             404,
-            TEXT,
-            "not found: try /healthz, /readyz, /metrics or /plan\n".into(),
+            "not found: try /healthz, /readyz, /metrics, /plan or /docs/\n",
         ),
+    }
+}
+
+fn docs_page(gateway: &Gateway, name: &str) -> Response {
+    let Some(site) = gateway.docs.load_full() else {
+        return Response::text(
+            503,
+            "the docs are rendered when a plan is loaded; none is yet\n",
+        );
+    };
+    if let Some(e) = &site.error {
+        return Response::text(500, format!("the docs could not be rendered: {e}\n"));
+    }
+    let name = if name.is_empty() { "index.html" } else { name };
+    match site.pages.get(name) {
+        Some(page) => {
+            let mut r = Response::new(200, page.content_type(), page.content.clone());
+            r.headers.push(("cache-control", "no-cache".to_string()));
+            r
+        }
+        None => Response::text(404, format!("no page `{name}` in the docs: see /docs/\n")),
+    }
+}
+
+fn spec(gateway: &Gateway, rest: &str) -> Response {
+    let Some(site) = gateway.docs.load_full() else {
+        return Response::text(503, "no plan loaded yet\n");
+    };
+    if let Some(why) = &site.specs_missing {
+        return Response::text(404, format!("no specs: {why}\n"));
+    }
+    let key = rest.strip_suffix(".yaml").unwrap_or("");
+    match site.specs.get(key) {
+        Some(text) => {
+            let mut r = Response::new(200, "application/yaml; charset=utf-8", text.clone());
+            r.headers.push(("cache-control", "no-cache".to_string()));
+            r
+        }
+        None => {
+            let mut known: Vec<String> = site
+                .specs
+                .keys()
+                .map(|k| format!("/specs/{k}.yaml"))
+                .collect();
+            known.sort();
+            Response::text(
+                404,
+                format!(
+                    "no spec at /specs/{rest}: the served ones are {}\n",
+                    if known.is_empty() {
+                        "none".to_string()
+                    } else {
+                        known.join(", ")
+                    }
+                ),
+            )
+        }
     }
 }
 
@@ -97,4 +270,174 @@ fn plan_summary(gateway: &Gateway) -> String {
     .expect("serializable");
     body.push('\n');
     body
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use clap::Parser;
+
+    use super::*;
+    use crate::reload::{self, Source};
+
+    const SPEC: &str = "asyncapi: 3.1.0
+info:
+  title: Chat API
+  version: 1.0.0
+  description: Talk in rooms.
+x-gateway:
+  context: /chat
+  endpoints:
+    production: ws://secret-backend.internal:8080
+channels:
+  room:
+    address: /rooms/{roomId}
+    parameters:
+      roomId: {}
+    messages:
+      said:
+        payload:
+          type: object
+          properties:
+            text: {type: string}
+operations:
+  say:
+    action: receive
+    channel:
+      $ref: '#/channels/room'
+";
+
+    fn gateway(args: &[&str]) -> Arc<Gateway> {
+        let mut argv = vec!["runtime", "--listen", "0.0.0.0:9099"];
+        argv.extend_from_slice(args);
+        Gateway::new(Config::parse_from(argv)).expect("gateway")
+    }
+
+    fn write(dir: &Path, name: &str, text: &str) -> std::path::PathBuf {
+        let path = dir.join(name);
+        std::fs::write(&path, text).unwrap();
+        path
+    }
+
+    #[test]
+    fn serves_the_docs_and_the_specs_of_the_plan() {
+        let dir = tempfile::tempdir().unwrap();
+        write(dir.path(), "chat.yaml", SPEC);
+        let specs = dir.path().to_str().unwrap();
+        let g = gateway(&[specs]);
+        assert_eq!(route(&g, "/docs/").status, 503, "nothing before a plan");
+        let source = Source::Specs {
+            paths: vec![dir.path().to_path_buf()],
+            context: None,
+        };
+        let plan = reload::load(&source).unwrap();
+        reload::apply(&g, &plan);
+
+        let index = route(&g, "/docs/");
+        assert_eq!(index.status, 200, "{}", index.body);
+        assert_eq!(index.content_type, "text/html; charset=utf-8");
+        assert!(index.body.contains(&plan.hash));
+        assert!(index.body.contains("href=\"chat-api-1.0.0.html\""));
+        let redirect = route(&g, "/docs");
+        assert_eq!(redirect.status, 301);
+        assert_eq!(redirect.headers, [("location", "/docs/".to_string())]);
+
+        let page = route(&g, "/docs/chat-api-1.0.0.html");
+        assert_eq!(page.status, 200);
+        assert!(
+            page.body.contains("Talk in rooms."),
+            "the specs' prose is there"
+        );
+        assert!(page
+            .body
+            .replace("<wbr>", "")
+            .contains("ws://localhost:9099/chat/1.0.0/rooms/{roomId}"));
+        assert!(page
+            .body
+            .replace("&#x2f;", "/")
+            .contains("href=\"../specs/chat-api/1.0.0.yaml\""));
+        let md = route(&g, "/docs/chat-api-1.0.0.md");
+        assert_eq!(md.content_type, "text/markdown; charset=utf-8");
+        for r in [&index, &page, &md] {
+            assert!(!r.body.contains("secret-backend"), "a backend URL leaked");
+        }
+        assert_eq!(route(&g, "/docs/nothing.html").status, 404);
+        assert_eq!(route(&g, "/docs/../plan").status, 404);
+
+        let spec = route(&g, "/specs/chat-api/1.0.0.yaml");
+        assert_eq!(spec.status, 200);
+        assert_eq!(spec.body, SPEC);
+        let missing = route(&g, "/specs/chat-api/9.9.9.yaml");
+        assert_eq!(missing.status, 404);
+        assert!(
+            missing.body.contains("/specs/chat-api/1.0.0.yaml"),
+            "{}",
+            missing.body
+        );
+    }
+
+    #[test]
+    fn a_plan_file_gives_docs_but_no_specs() {
+        let dir = tempfile::tempdir().unwrap();
+        let spec = write(dir.path(), "chat.yaml", SPEC);
+        let out = portico_compiler::compile(&[spec], &portico_compiler::Options::default());
+        let plan_path = write(dir.path(), "plan.json", &out.plan.unwrap().to_json());
+        let g = gateway(&["--plan", plan_path.to_str().unwrap()]);
+        let plan = reload::load(&Source::PlanFile(plan_path)).unwrap();
+        reload::apply(&g, &plan);
+        let page = route(&g, "/docs/chat-api-1.0.0.md");
+        assert_eq!(page.status, 200, "{}", page.body);
+        assert!(page
+            .body
+            .contains("`ws://localhost:9099/chat/1.0.0/rooms/{roomId}`"));
+        assert!(page.body.contains("### Message `said`"));
+        let spec = route(&g, "/specs/chat-api/1.0.0.yaml");
+        assert_eq!(spec.status, 404);
+        assert!(spec.body.contains("--plan"), "{}", spec.body);
+    }
+
+    #[tokio::test]
+    async fn a_reload_renders_the_docs_again() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = write(dir.path(), "chat.yaml", SPEC);
+        let g = gateway(&[dir.path().to_str().unwrap()]);
+        let source = Source::Specs {
+            paths: vec![dir.path().to_path_buf()],
+            context: None,
+        };
+        reload::reload(&g, &source).await;
+        assert!(route(&g, "/docs/chat-api-1.0.0.html")
+            .body
+            .contains("Talk in rooms."));
+        std::fs::write(&path, SPEC.replace("Talk in rooms.", "Chat in rooms.")).unwrap();
+        reload::reload(&g, &source).await;
+        let page = route(&g, "/docs/chat-api-1.0.0.html");
+        assert!(page.body.contains("Chat in rooms."));
+        assert!(page.body.contains(&g.docs.load().as_ref().unwrap().hash));
+        assert_eq!(
+            route(&g, "/specs/chat-api/1.0.0.yaml").body,
+            SPEC.replace("Talk in rooms.", "Chat in rooms.")
+        );
+        // A broken spec keeps the docs of the plan being served.
+        std::fs::write(&path, "asyncapi: 3.1.0\ninfo: {}\n").unwrap();
+        reload::reload(&g, &source).await;
+        assert!(route(&g, "/docs/chat-api-1.0.0.html")
+            .body
+            .contains("Chat in rooms."));
+    }
+
+    #[test]
+    fn the_docs_base_url_follows_the_listen_address() {
+        let g = gateway(&["x"]);
+        assert_eq!(docs_base_url(&g.config), "ws://localhost:9099");
+        let g = Gateway::new(Config::parse_from([
+            "runtime",
+            "--listen",
+            "10.0.0.5:80",
+            "x",
+        ]))
+        .unwrap();
+        assert_eq!(docs_base_url(&g.config), "ws://10.0.0.5:80");
+    }
 }

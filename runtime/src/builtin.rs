@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
 use portico_compiler::plan::Route;
-use serde_json::{json, Map, Value};
+use serde_json::{json, Value};
 use tokio::io::DuplexStream;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::WebSocketStream;
@@ -98,87 +98,10 @@ async fn mock(mut socket: WebSocketStream<DuplexStream>, route: &Route) {
 }
 
 /// A plausible value for a JSON Schema: the first example, default, const or enum value; else one
-/// built from the type (objects get their properties, arrays one item).
+/// built from the type (objects get their properties, arrays one item). The same generator as
+/// the docs' examples ([`portico_compiler::examples`]).
 pub fn example_from_schema(schema: &Value, depth: usize) -> Value {
-    if depth > 8 {
-        return Value::Null;
-    }
-    for key in ["const", "default"] {
-        if let Some(v) = schema.get(key) {
-            return v.clone();
-        }
-    }
-    if let Some(v) = schema
-        .get("examples")
-        .and_then(Value::as_array)
-        .and_then(|a| a.first())
-    {
-        return v.clone();
-    }
-    if let Some(v) = schema
-        .get("enum")
-        .and_then(Value::as_array)
-        .and_then(|a| a.first())
-    {
-        return v.clone();
-    }
-    for key in ["oneOf", "anyOf", "allOf"] {
-        if let Some(first) = schema
-            .get(key)
-            .and_then(Value::as_array)
-            .and_then(|a| a.first())
-        {
-            if key == "allOf" {
-                let mut merged = Map::new();
-                for part in schema[key].as_array().into_iter().flatten() {
-                    if let Value::Object(o) = example_from_schema(part, depth + 1) {
-                        merged.extend(o);
-                    }
-                }
-                return Value::Object(merged);
-            }
-            return example_from_schema(first, depth + 1);
-        }
-    }
-    let ty = match schema.get("type") {
-        Some(Value::String(t)) => t.as_str(),
-        Some(Value::Array(ts)) => ts
-            .iter()
-            .filter_map(Value::as_str)
-            .find(|t| *t != "null")
-            .unwrap_or("null"),
-        _ if schema.get("properties").is_some() => "object",
-        _ => "string",
-    };
-    match ty {
-        "object" => {
-            let mut out = Map::new();
-            if let Some(props) = schema.get("properties").and_then(Value::as_object) {
-                for (name, sub) in props {
-                    out.insert(name.clone(), example_from_schema(sub, depth + 1));
-                }
-            }
-            Value::Object(out)
-        }
-        "array" => {
-            let item = schema
-                .get("items")
-                .map(|i| example_from_schema(i, depth + 1))
-                .unwrap_or(Value::Null);
-            Value::Array(vec![item])
-        }
-        "integer" => json!(schema.get("minimum").and_then(Value::as_i64).unwrap_or(0)),
-        "number" => json!(schema.get("minimum").and_then(Value::as_f64).unwrap_or(0.0)),
-        "boolean" => json!(true),
-        "null" => Value::Null,
-        _ => match schema.get("format").and_then(Value::as_str) {
-            Some("date-time") => json!("2024-01-01T00:00:00Z"),
-            Some("email") => json!("user@example.com"),
-            Some("uri") => json!("https://example.com/"),
-            Some("uuid") => json!("00000000-0000-4000-8000-000000000000"),
-            _ => json!("string"),
-        },
-    }
+    portico_compiler::examples::from_schema_at_depth(schema, depth)
 }
 
 #[cfg(test)]

@@ -102,6 +102,11 @@ pub struct Config {
     #[arg(long, env = "PORTICO_BACKEND_CA", value_name = "PEM")]
     pub backend_ca: Option<PathBuf>,
 
+    /// The gateway address the served docs show to clients (`ws://` or `wss://`, e.g. the public
+    /// address of a TLS proxy in front). Default: `ws://` and the listen address.
+    #[arg(long, env = "PORTICO_DOCS_BASE_URL", value_name = "URL")]
+    pub docs_base_url: Option<String>,
+
     /// Per-socket read buffer, in bytes. Small keeps idle connections cheap.
     #[arg(long, env = "PORTICO_READ_BUFFER_BYTES", default_value_t = 1024)]
     pub read_buffer_bytes: usize,

@@ -122,6 +122,7 @@ pub fn reason(status: u16) -> &'static str {
     match status {
         101 => "Switching Protocols",
         200 => "OK",
+        301 => "Moved Permanently",
         400 => "Bad Request",
         408 => "Request Timeout",
         404 => "Not Found",

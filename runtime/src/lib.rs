@@ -10,7 +10,7 @@
 //! [`routes::RouteTable`], checks limits ([`connections`]), connects the backend ([`backend`],
 //! [`builtin`]) and only then completes the upgrade; [`relay`] pumps messages both ways. The journey
 //! of a spec change: [`reload`] watches, recompiles, swaps and closes what vanished. [`admin`]
-//! serves health, readiness, metrics and the plan summary.
+//! serves health, readiness, metrics, the plan summary and the API docs.
 
 pub mod admin;
 pub mod backend;
@@ -45,6 +45,9 @@ pub struct Gateway {
     pub tls: Arc<rustls::ClientConfig>,
     pub ws_config: WebSocketConfig,
     pub status: Mutex<ReloadStatus>,
+    /// The API docs of the plan being served (`/docs/` on the admin listener); `None` until the
+    /// first successful load.
+    pub docs: ArcSwapOption<admin::DocsSite>,
     /// Flips to `true` when shutdown begins.
     pub shutting_down: watch::Sender<bool>,
 }
@@ -83,6 +86,7 @@ impl Gateway {
             tls,
             ws_config,
             status: Mutex::new(ReloadStatus::default()),
+            docs: ArcSwapOption::empty(),
             shutting_down,
         }))
     }

@@ -7,17 +7,20 @@
 //! running plan stays and the diagnostics are logged and kept for `/plan` → else [`apply`]: the route
 //! table is swapped atomically, and only the live connections whose route vanished, or whose API is
 //! no longer served, are closed with 1001 and a reason. Everything else keeps running untouched.
+//! The API docs (`/docs/` on the admin listener) are rendered again on every successful load.
 
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use notify::{RecursiveMode, Watcher};
+use portico_compiler::docs::{self, Collected};
 use portico_compiler::plan::{Lifecycle, Plan};
 use portico_compiler::{compile, Options};
 use tokio::sync::mpsc;
 use tracing::{error, info, warn};
 
+use crate::admin::{docs_base_url, DocsSite};
 use crate::metrics::ResultLabels;
 use crate::relay::CloseCommand;
 use crate::routes::RouteTable;
@@ -63,8 +66,36 @@ impl Source {
     }
 }
 
+/// What [`load`] compiled for the docs, by plan hash, until [`apply`] renders it. (The docs need
+/// the specs' prose, which the plan does not carry; `load` and `apply` keep their plan-only
+/// signatures.) A few entries at most: a plan that is loaded but never applied ages out.
+static COMPILED_SPECS: Mutex<Vec<(String, Arc<Collected>)>> = Mutex::new(Vec::new());
+
+fn keep_specs(hash: &str, collected: Arc<Collected>) {
+    let mut kept = COMPILED_SPECS.lock().unwrap_or_else(|e| e.into_inner());
+    kept.retain(|(h, _)| h != hash);
+    kept.push((hash.to_string(), collected));
+    let excess = kept.len().saturating_sub(4);
+    kept.drain(..excess);
+}
+
+fn take_specs(hash: &str) -> Option<Arc<Collected>> {
+    let mut kept = COMPILED_SPECS.lock().unwrap_or_else(|e| e.into_inner());
+    let i = kept.iter().position(|(h, _)| h == hash)?;
+    Some(kept.remove(i).1)
+}
+
 /// Builds the plan. On failure, returns the diagnostics rendered for people.
 pub fn load(source: &Source) -> Result<Plan, String> {
+    let (plan, collected) = load_with_specs(source)?;
+    if let Some(collected) = collected {
+        keep_specs(&plan.hash, collected);
+    }
+    Ok(plan)
+}
+
+/// [`load`], also returning what the docs need from the specs (none for a plan file).
+fn load_with_specs(source: &Source) -> Result<(Plan, Option<Arc<Collected>>), String> {
     match source {
         Source::Specs { paths, context } => {
             let options = Options {
@@ -88,8 +119,8 @@ pub fn load(source: &Source) -> Result<Plan, String> {
             if out.documents.is_empty() && !out.has_errors() {
                 return Err("no AsyncAPI documents found".to_string());
             }
-            match out.plan {
-                Some(plan) => Ok(plan),
+            match &out.plan {
+                Some(plan) => Ok((plan.clone(), Some(Arc::new(docs::collect(&out))))),
                 None => {
                     let problems: Vec<_> = out
                         .diagnostics
@@ -108,13 +139,35 @@ pub fn load(source: &Source) -> Result<Plan, String> {
         Source::PlanFile(path) => {
             let text = std::fs::read_to_string(path)
                 .map_err(|e| format!("cannot read the plan {}: {e}", path.display()))?;
-            Plan::from_json(&text).map_err(|e| format!("{}: {e}", path.display()))
+            Plan::from_json(&text)
+                .map(|plan| (plan, None))
+                .map_err(|e| format!("{}: {e}", path.display()))
         }
     }
 }
 
-/// Swaps in `plan` and closes the connections it no longer serves. Returns how many were closed.
+/// Swaps in `plan`, closes the connections it no longer serves, and renders its docs (from the
+/// specs [`load`] compiled for it, else from the plan alone). Returns how many were closed.
 pub fn apply(gateway: &Gateway, plan: &Plan) -> usize {
+    let closed = swap_table(gateway, plan);
+    let collected = take_specs(&plan.hash);
+    let current = gateway.docs.load();
+    if collected.is_some() || current.as_ref().is_none_or(|d| d.hash != plan.hash) {
+        let site = DocsSite::build(plan, collected.as_deref(), &docs_base_url(&gateway.config));
+        store_docs(gateway, site);
+    }
+    closed
+}
+
+fn store_docs(gateway: &Gateway, site: DocsSite) {
+    if let Some(e) = &site.error {
+        error!("cannot render the API docs: {e}");
+    }
+    gateway.docs.store(Some(Arc::new(site)));
+}
+
+/// Swaps the route table and closes what it no longer serves.
+fn swap_table(gateway: &Gateway, plan: &Plan) -> usize {
     let table = Arc::new(RouteTable::new(plan));
     gateway.table.store(Some(table.clone()));
     gateway.metrics.set_plan(&plan.hash);
@@ -136,12 +189,19 @@ pub fn apply(gateway: &Gateway, plan: &Plan) -> usize {
 /// Recompiles and applies; keeps the running plan if the new one has errors.
 pub async fn reload(gateway: &Arc<Gateway>, source: &Source) {
     let src = source.clone();
-    let result = tokio::task::spawn_blocking(move || load(&src))
-        .await
-        .unwrap_or_else(|e| Err(format!("the compiler panicked: {e}")));
+    let base_url = docs_base_url(&gateway.config);
+    // Compile and render the docs off the async threads.
+    let result = tokio::task::spawn_blocking(move || {
+        load_with_specs(&src).map(|(plan, collected)| {
+            let site = DocsSite::build(&plan, collected.as_deref(), &base_url);
+            (plan, site)
+        })
+    })
+    .await
+    .unwrap_or_else(|e| Err(format!("the compiler panicked: {e}")));
     let mut status = gateway.status.lock().expect("status").clone();
     match result {
-        Ok(plan) => {
+        Ok((plan, site)) => {
             let unchanged = gateway
                 .table
                 .load()
@@ -156,8 +216,12 @@ pub async fn reload(gateway: &Arc<Gateway>, source: &Source) {
                         result: "unchanged",
                     })
                     .inc();
+                // The plan is the same, but prose in the specs (descriptions live in the docs, not
+                // in the plan) may have changed.
+                store_docs(gateway, site);
             } else {
-                let closed = apply(gateway, &plan);
+                let closed = swap_table(gateway, &plan);
+                store_docs(gateway, site);
                 status.reloads += 1;
                 gateway
                     .metrics
