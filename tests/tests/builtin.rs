@@ -41,7 +41,10 @@ fn text_of(m: Message) -> serde_json::Value {
 
 #[tokio::test]
 async fn mock_plays_examples_then_generated_values_in_turn() {
-    let g = Gateway::builder().spec("ticker.yaml", MOCK_SPEC).start().await;
+    let g = Gateway::builder()
+        .spec("ticker.yaml", MOCK_SPEC)
+        .start()
+        .await;
     let mut client = connect(&g.url("/ticker/1/prices")).await;
     // One message as soon as the connection opens: the first example.
     let first = text_of(recv_data(&mut client).await);
