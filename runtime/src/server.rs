@@ -18,7 +18,7 @@ use tracing::{info, warn};
 
 use crate::backend::{self, BackendRequest, BackendSocket};
 use crate::connections::{LimitError, Registration};
-use crate::http::{read_head, write_response, write_text, HeadError, RequestHead};
+use crate::http::{read_head, write_text, HeadError, RequestHead};
 use crate::metrics::{CloseLabels, ConnectionMetrics, StatusLabels};
 use crate::relay::{relay, RelayOptions, RelayReport};
 use crate::routes::{backend_url, Lookup};
@@ -466,9 +466,4 @@ impl Ended {
             "connection closed"
         );
     }
-}
-
-/// Writes an admin or error response; re-exported for the admin listener.
-pub async fn respond(stream: &mut TcpStream, status: u16, content_type: &str, body: &[u8]) {
-    let _ = write_response(stream, status, &[], content_type, body).await;
 }
