@@ -285,3 +285,28 @@ fn x_scopes_written_as_an_object_count_like_a_list() {
     assert_eq!((span.line, span.col), pos(&text, "chat:wrte"));
     assert_eq!(d.pointer, "/channels/~1rooms~1{roomID}/publish/x-scopes/0");
 }
+
+#[test]
+fn a_wildcard_mapping_may_forward_the_remainder() {
+    let dir = tempfile::tempdir().unwrap();
+    let spec = "asyncapi: 3.0.0\ninfo: {title: Feed, version: '1', description: Feed.}\nx-gateway: {context: /feed, endpoints: {production: 'ws://feed:1'}}\nchannels:\n  all: {address: '/raw/*', x-auth-type: None, x-uri-mapping: '/upstream/{*}'}\n  one: {address: '/one/{id}', x-auth-type: None, x-uri-mapping: '/one/{*}'}\n";
+    std::fs::write(dir.path().join("feed.yaml"), spec).unwrap();
+    let out = portico_compiler::compile(&[dir.path().to_path_buf()], &Default::default());
+    // `{*}` is refused on a channel that is not a wildcard...
+    let refused: Vec<_> = out
+        .diagnostics
+        .iter()
+        .filter(|d| d.code == "gateway-mapping-parameter")
+        .collect();
+    assert_eq!(refused.len(), 1, "{:?}", out.diagnostics);
+    assert!(refused[0].message.contains("/one/{*}"));
+    // ...and accepted on one.
+    let fixed = spec.replace(
+        "  one: {address: '/one/{id}', x-auth-type: None, x-uri-mapping: '/one/{*}'}\n",
+        "",
+    );
+    std::fs::write(dir.path().join("feed.yaml"), fixed).unwrap();
+    let out = portico_compiler::compile(&[dir.path().to_path_buf()], &Default::default());
+    let plan = out.plan.expect("a plan");
+    assert_eq!(plan.apis[0].routes[0].backend_path, "/upstream/{*}");
+}

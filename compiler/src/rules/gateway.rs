@@ -488,6 +488,10 @@ fn build_routes(api: &Api, context: &str, diags: &mut Vec<Diagnostic>) -> Vec<Ro
                     );
                 }
                 for p in template_parameters(&m.value) {
+                    // `{*}` forwards a wildcard channel's remainder (`/*`).
+                    if p == "*" && address.ends_with("/*") {
+                        continue;
+                    }
                     if !params.contains(&p) {
                         let help =
                             match crate::suggest::closest(&p, params.iter().map(String::as_str)) {
