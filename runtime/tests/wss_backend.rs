@@ -71,6 +71,14 @@ async fn tls_echo_server() -> (u16, String) {
 }
 
 async fn connect(url: &str, ca: Option<&str>) -> Result<backend::Connected, ConnectError> {
+    connect_offering(url, ca, None).await
+}
+
+async fn connect_offering(
+    url: &str,
+    ca: Option<&str>,
+    protocols: Option<&str>,
+) -> Result<backend::Connected, ConnectError> {
     let tls = backend::tls_config(ca.map(str::as_bytes)).unwrap();
     let route = route();
     tokio::time::timeout(
@@ -79,7 +87,7 @@ async fn connect(url: &str, ca: Option<&str>) -> Result<backend::Connected, Conn
             BackendRequest {
                 url,
                 headers: vec![],
-                protocols: None,
+                protocols,
                 route: &route,
             },
             WebSocketConfig::default(),
@@ -122,6 +130,16 @@ async fn wss_backend_with_a_private_ca_is_reached_with_backend_ca_only() {
         .unwrap()
         .unwrap();
     assert_eq!(echoed, Message::text("over tls"));
+}
+
+#[tokio::test]
+async fn a_wss_backend_may_decline_the_offered_subprotocols() {
+    let (port, ca_pem) = tls_echo_server().await;
+    let url = format!("wss://localhost:{port}/");
+    let connected = connect_offering(&url, Some(&ca_pem), Some("chat.v1, chat.v2"))
+        .await
+        .expect("a backend that picks no subprotocol is still a backend");
+    assert_eq!(connected.protocol, None);
 }
 
 #[test]
