@@ -399,77 +399,74 @@ async fn pump<R, W>(
                 return;
             }
         };
-        {
+        if let Message::Close(frame) = &message {
+            let cmd = frame
+                .as_ref()
+                .map(|f| CloseCommand::new(f.code.into(), f.reason.to_string()));
+            let fault = {
+                let mut s = shared.lock().expect("relay state");
+                if s.report.initiator.is_empty() {
+                    s.report.initiator = side.name();
+                    s.report.code = cmd.as_ref().map(|c| c.code);
+                    s.report.reason = cmd.as_ref().map(|c| c.reason.clone()).unwrap_or_default();
+                }
+                // If `to` broke the protocol, this Close completes the drain: now tell it why.
+                s.fault[side.other().index()].take()
+            };
+            close_started.notify_one();
+            if to_open {
+                to_open = false;
+                let reply = match fault {
+                    Some(cmd) => Message::Close(Some(cmd.frame())),
+                    None => Message::Close(frame.clone()),
+                };
+                let _ = to.send(reply).await;
+            }
+            // Keep reading: the protocol layer completes this side's close handshake.
+            continue;
+        }
+        // One lock and one clock read per message: this is the per-message path.
+        let now = Instant::now();
+        let forward = {
             let mut s = shared.lock().expect("relay state");
             if side == Side::Client {
-                s.last_from_client = Instant::now();
+                s.last_from_client = now;
             }
-        }
-        let forward = match &message {
-            Message::Text(_) | Message::Binary(_) => {
-                let len = message.len() as u64;
-                messages.inc();
-                bytes.inc_by(len);
-                let mut s = shared.lock().expect("relay state");
-                s.last_data = Instant::now();
-                match side {
-                    Side::Client => {
-                        s.report.messages_up += 1;
-                        s.report.bytes_up += len;
+            match &message {
+                Message::Text(_) | Message::Binary(_) => {
+                    let len = message.len() as u64;
+                    messages.inc();
+                    bytes.inc_by(len);
+                    s.last_data = now;
+                    match side {
+                        Side::Client => {
+                            s.report.messages_up += 1;
+                            s.report.bytes_up += len;
+                        }
+                        Side::Backend => {
+                            s.report.messages_down += 1;
+                            s.report.bytes_down += len;
+                        }
                     }
-                    Side::Backend => {
-                        s.report.messages_down += 1;
-                        s.report.bytes_down += len;
+                    Some(message)
+                }
+                Message::Ping(payload) => {
+                    match side {
+                        Side::Client => remember(&mut s.client_pings, payload),
+                        Side::Backend => remember(&mut s.backend_pings, payload),
                     }
+                    Some(message)
                 }
-                Some(message)
-            }
-            Message::Ping(payload) => {
-                let mut s = shared.lock().expect("relay state");
-                match side {
-                    Side::Client => remember(&mut s.client_pings, payload),
-                    Side::Backend => remember(&mut s.backend_pings, payload),
-                }
-                Some(message)
-            }
-            Message::Pong(payload) => {
-                let mut s = shared.lock().expect("relay state");
-                // A pong answering a ping we forwarded (or our keepalive) was already answered.
-                let answered = match side {
-                    Side::Client => forget(&mut s.backend_pings, payload),
-                    Side::Backend => forget(&mut s.client_pings, payload),
-                };
-                (!answered).then_some(message)
-            }
-            Message::Close(frame) => {
-                let cmd = frame
-                    .as_ref()
-                    .map(|f| CloseCommand::new(f.code.into(), f.reason.to_string()));
-                {
-                    let mut s = shared.lock().expect("relay state");
-                    if s.report.initiator.is_empty() {
-                        s.report.initiator = side.name();
-                        s.report.code = cmd.as_ref().map(|c| c.code);
-                        s.report.reason =
-                            cmd.as_ref().map(|c| c.reason.clone()).unwrap_or_default();
-                    }
-                }
-                close_started.notify_one();
-                if to_open {
-                    to_open = false;
-                    // If `to` broke the protocol, this Close completes the drain: now tell it why.
-                    let fault =
-                        shared.lock().expect("relay state").fault[side.other().index()].take();
-                    let reply = match fault {
-                        Some(cmd) => Message::Close(Some(cmd.frame())),
-                        None => Message::Close(frame.clone()),
+                Message::Pong(payload) => {
+                    // A pong answering a ping we forwarded (or our keepalive) was already answered.
+                    let answered = match side {
+                        Side::Client => forget(&mut s.backend_pings, payload),
+                        Side::Backend => forget(&mut s.client_pings, payload),
                     };
-                    let _ = to.send(reply).await;
+                    (!answered).then_some(message)
                 }
-                // Keep reading: the protocol layer completes this side's close handshake.
-                None
+                Message::Close(_) | Message::Frame(_) => None,
             }
-            Message::Frame(_) => None,
         };
         if let Some(message) = forward {
             if to_open {
