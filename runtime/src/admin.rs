@@ -331,8 +331,9 @@ operations:
             paths: vec![dir.path().to_path_buf()],
             context: None,
         };
-        let plan = reload::load(&source).unwrap();
-        reload::apply(&g, &plan);
+        let loaded = reload::load(&source).unwrap();
+        reload::apply(&g, &loaded);
+        let plan = &loaded.plan;
 
         let index = route(&g, "/docs/");
         assert_eq!(index.status, 200, "{}", index.body);
@@ -384,8 +385,8 @@ operations:
         let out = portico_compiler::compile(&[spec], &portico_compiler::Options::default());
         let plan_path = write(dir.path(), "plan.json", &out.plan.unwrap().to_json());
         let g = gateway(&["--plan", plan_path.to_str().unwrap()]);
-        let plan = reload::load(&Source::PlanFile(plan_path)).unwrap();
-        reload::apply(&g, &plan);
+        let loaded = reload::load(&Source::PlanFile(plan_path)).unwrap();
+        reload::apply(&g, &loaded);
         let page = route(&g, "/docs/chat-api-1.0.0.md");
         assert_eq!(page.status, 200, "{}", page.body);
         assert!(page

@@ -55,10 +55,10 @@ async fn run(config: Config) -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let plan = {
+    let loaded = {
         let src = source.clone();
         match tokio::task::spawn_blocking(move || reload::load(&src)).await {
-            Ok(Ok(plan)) => plan,
+            Ok(Ok(loaded)) => loaded,
             Ok(Err(problems)) => {
                 error!("cannot serve: the specs have errors\n{problems}");
                 return ExitCode::from(1);
@@ -69,7 +69,8 @@ async fn run(config: Config) -> ExitCode {
             }
         }
     };
-    reload::apply(&gateway, &plan);
+    reload::apply(&gateway, &loaded);
+    let plan = &loaded.plan;
     let listener = match TcpListener::bind(gateway.config.listen).await {
         Ok(l) => l,
         Err(e) => {

@@ -10,7 +10,7 @@
 //! The API docs (`/docs/` on the admin listener) are rendered again on every successful load.
 
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use notify::{RecursiveMode, Watcher};
@@ -66,36 +66,22 @@ impl Source {
     }
 }
 
-/// What [`load`] compiled for the docs, by plan hash, until [`apply`] renders it. (The docs need
-/// the specs' prose, which the plan does not carry; `load` and `apply` keep their plan-only
-/// signatures.) A few entries at most: a plan that is loaded but never applied ages out.
-static COMPILED_SPECS: Mutex<Vec<(String, Arc<Collected>)>> = Mutex::new(Vec::new());
-
-fn keep_specs(hash: &str, collected: Arc<Collected>) {
-    let mut kept = COMPILED_SPECS.lock().unwrap_or_else(|e| e.into_inner());
-    kept.retain(|(h, _)| h != hash);
-    kept.push((hash.to_string(), collected));
-    let excess = kept.len().saturating_sub(4);
-    kept.drain(..excess);
+/// A loaded plan, and what the docs need from the specs it was compiled from (their prose is
+/// not in the plan; none when serving a plan file).
+pub struct Loaded {
+    pub plan: Plan,
+    specs: Option<Collected>,
 }
 
-fn take_specs(hash: &str) -> Option<Arc<Collected>> {
-    let mut kept = COMPILED_SPECS.lock().unwrap_or_else(|e| e.into_inner());
-    let i = kept.iter().position(|(h, _)| h == hash)?;
-    Some(kept.remove(i).1)
+impl Loaded {
+    /// Renders the docs site for this plan (CPU work: call it off the async threads).
+    pub fn docs(&self, base_url: &str) -> DocsSite {
+        DocsSite::build(&self.plan, self.specs.as_ref(), base_url)
+    }
 }
 
 /// Builds the plan. On failure, returns the diagnostics rendered for people.
-pub fn load(source: &Source) -> Result<Plan, String> {
-    let (plan, collected) = load_with_specs(source)?;
-    if let Some(collected) = collected {
-        keep_specs(&plan.hash, collected);
-    }
-    Ok(plan)
-}
-
-/// [`load`], also returning what the docs need from the specs (none for a plan file).
-fn load_with_specs(source: &Source) -> Result<(Plan, Option<Arc<Collected>>), String> {
+pub fn load(source: &Source) -> Result<Loaded, String> {
     match source {
         Source::Specs { paths, context } => {
             let options = Options {
@@ -120,7 +106,10 @@ fn load_with_specs(source: &Source) -> Result<(Plan, Option<Arc<Collected>>), St
                 return Err("no AsyncAPI documents found".to_string());
             }
             match &out.plan {
-                Some(plan) => Ok((plan.clone(), Some(Arc::new(docs::collect(&out))))),
+                Some(plan) => Ok(Loaded {
+                    plan: plan.clone(),
+                    specs: Some(docs::collect(&out)),
+                }),
                 None => {
                     let problems: Vec<_> = out
                         .diagnostics
@@ -140,22 +129,18 @@ fn load_with_specs(source: &Source) -> Result<(Plan, Option<Arc<Collected>>), St
             let text = std::fs::read_to_string(path)
                 .map_err(|e| format!("cannot read the plan {}: {e}", path.display()))?;
             Plan::from_json(&text)
-                .map(|plan| (plan, None))
+                .map(|plan| Loaded { plan, specs: None })
                 .map_err(|e| format!("{}: {e}", path.display()))
         }
     }
 }
 
-/// Swaps in `plan`, closes the connections it no longer serves, and renders its docs (from the
-/// specs [`load`] compiled for it, else from the plan alone). Returns how many were closed.
-pub fn apply(gateway: &Gateway, plan: &Plan) -> usize {
-    let closed = swap_table(gateway, plan);
-    let collected = take_specs(&plan.hash);
-    let current = gateway.docs.load();
-    if collected.is_some() || current.as_ref().is_none_or(|d| d.hash != plan.hash) {
-        let site = DocsSite::build(plan, collected.as_deref(), &docs_base_url(&gateway.config));
-        store_docs(gateway, site);
-    }
+/// Swaps in the plan, closes the connections it no longer serves, and serves its docs. Returns
+/// how many connections were closed.
+pub fn apply(gateway: &Gateway, loaded: &Loaded) -> usize {
+    let site = loaded.docs(&docs_base_url(&gateway.config));
+    let closed = swap_table(gateway, &loaded.plan);
+    store_docs(gateway, site);
     closed
 }
 
@@ -192,9 +177,9 @@ pub async fn reload(gateway: &Arc<Gateway>, source: &Source) {
     let base_url = docs_base_url(&gateway.config);
     // Compile and render the docs off the async threads.
     let result = tokio::task::spawn_blocking(move || {
-        load_with_specs(&src).map(|(plan, collected)| {
-            let site = DocsSite::build(&plan, collected.as_deref(), &base_url);
-            (plan, site)
+        load(&src).map(|loaded| {
+            let site = loaded.docs(&base_url);
+            (loaded.plan, site)
         })
     })
     .await
