@@ -89,6 +89,17 @@ impl From<ParseProblem> for Diagnostic {
     }
 }
 
+/// Cuts `text` to at most `max` characters, marking the cut with `…`: diagnostics quote values
+/// from the spec, which may be arbitrarily long.
+pub fn clip(text: &str, max: usize) -> String {
+    if text.chars().count() > max {
+        let kept: String = text.chars().take(max.saturating_sub(1)).collect();
+        format!("{kept}…")
+    } else {
+        text.to_string()
+    }
+}
+
 /// Orders diagnostics the way a reader wants them: by file, then position, then code.
 pub fn sort(diagnostics: &mut [Diagnostic]) {
     diagnostics.sort_by(|a, b| {

@@ -12,7 +12,7 @@ use jsonschema::error::{TypeKind, ValidationErrorKind};
 use jsonschema::ValidationError;
 use serde_json::Value;
 
-use crate::diagnostics::Diagnostic;
+use crate::diagnostics::{clip, Diagnostic};
 use crate::source::Node;
 use crate::suggest::closest;
 
@@ -314,12 +314,7 @@ pub(crate) fn type_name(kind: &TypeKind) -> String {
 }
 
 fn value_preview(v: &Value) -> String {
-    let s = v.to_string();
-    if s.chars().count() > 200 {
-        format!("{}…", s.chars().take(197).collect::<String>())
-    } else {
-        s
-    }
+    clip(&v.to_string(), 200)
 }
 
 /// The last token of a pointer, as the user wrote the key.
@@ -463,11 +458,7 @@ fn describe(
 
 /// jsonschema's messages start with the whole instance; keep them short.
 fn strip_instance(message: &str) -> String {
-    if message.chars().count() > 160 {
-        format!("{}…", message.chars().take(157).collect::<String>())
-    } else {
-        message.to_string()
-    }
+    clip(message, 160)
 }
 
 #[cfg(test)]

@@ -22,7 +22,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use percent_encoding::{percent_decode_str, utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
-use portico_compiler::plan::{Lifecycle, Plan, PlanApi, Route, RouteKind};
+use portico_compiler::plan::{Plan, PlanApi, Route, RouteKind};
 
 /// Characters encoded in a substituted path parameter: everything but RFC 3986 unreserved.
 const PARAM: &AsciiSet = &NON_ALPHANUMERIC
@@ -165,13 +165,6 @@ impl ApiEntry {
     pub fn key(&self) -> &str {
         &self.api.context
     }
-
-    pub fn is_served(&self) -> bool {
-        !matches!(
-            self.api.lifecycle,
-            Lifecycle::Created | Lifecycle::Retired | Lifecycle::Blocked
-        )
-    }
 }
 
 fn split(topic: &str) -> Vec<Segment> {
@@ -302,7 +295,7 @@ pub fn strip_credentials(query: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use portico_compiler::plan::{Endpoints, RouteAuth, RouteMessages, SourceRef};
+    use portico_compiler::plan::{Endpoints, Lifecycle, RouteAuth, RouteMessages, SourceRef};
 
     fn route(topic: &str, backend: &str, context: &str) -> Route {
         let pattern = if topic == "/" {

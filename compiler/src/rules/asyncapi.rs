@@ -619,14 +619,7 @@ fn short_error(e: &jsonschema::ValidationError<'_>) -> String {
     } else {
         format!("`{path}`")
     };
-    let clip = |v: &Value| {
-        let s = v.to_string();
-        if s.chars().count() > 60 {
-            format!("{}…", s.chars().take(57).collect::<String>())
-        } else {
-            s
-        }
-    };
+    let clip = |v: &Value| crate::diagnostics::clip(&v.to_string(), 60);
     match e.kind() {
         K::Required { property } => format!("{at} is missing the required property {property}"),
         K::Type { kind } => format!("{at} must be of type {}", crate::schema::type_name(kind)),
@@ -652,15 +645,7 @@ fn short_error(e: &jsonschema::ValidationError<'_>) -> String {
             }
         }
         _ => {
-            let text = e.to_string();
-            format!(
-                "{at}: {}",
-                if text.chars().count() > 120 {
-                    format!("{}…", text.chars().take(117).collect::<String>())
-                } else {
-                    text
-                }
-            )
+            format!("{at}: {}", crate::diagnostics::clip(&e.to_string(), 120))
         }
     }
 }

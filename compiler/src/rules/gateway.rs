@@ -105,7 +105,7 @@ pub fn check(api: &Api, cx: &Context, diags: &mut Vec<Diagnostic>) -> Option<Pla
         return None;
     };
     let context = substitute_version(&context_template, &version);
-    let default_context = default_version.then(|| without_version(&context_template, &version));
+    let default_context = default_version.then(|| without_version(&context_template));
     let routes = build_routes(api, &context, diags);
     if diags.iter().filter(|d| d.is_error()).count() > errors_before {
         return None;
@@ -135,8 +135,7 @@ pub fn substitute_version(template: &str, version: &str) -> String {
 }
 
 /// The context clients use for the default version: the template without its version segment.
-fn without_version(template: &str, version: &str) -> String {
-    let _ = version;
+fn without_version(template: &str) -> String {
     if template.contains("{version}") {
         let s = template.replace("/{version}", "").replace("{version}", "");
         if s.is_empty() {
@@ -732,8 +731,8 @@ mod tests {
         assert_eq!(substitute_version("/chat/{version}", "1.0"), "/chat/1.0");
         assert_eq!(substitute_version("/{version}/chat", "1.0"), "/1.0/chat");
         assert_eq!(substitute_version("/chat", "1.0"), "/chat/1.0");
-        assert_eq!(without_version("/chat/{version}", "1.0"), "/chat");
-        assert_eq!(without_version("/{version}/chat", "1.0"), "/chat");
-        assert_eq!(without_version("/chat", "1.0"), "/chat");
+        assert_eq!(without_version("/chat/{version}"), "/chat");
+        assert_eq!(without_version("/{version}/chat"), "/chat");
+        assert_eq!(without_version("/chat"), "/chat");
     }
 }
