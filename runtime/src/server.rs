@@ -286,6 +286,10 @@ async fn handshake(gateway: &Gateway, mut stream: TcpStream, peer: SocketAddr) -
     if let Some(max) = api.limits.max_frame_bytes {
         ws_config = ws_config.max_frame_size(Some(max as usize));
     }
+    // The frame limit protects the gateway from clients. The relay re-frames messages (a message
+    // of several small client frames goes to the backend as one frame, and may come back as one),
+    // so on the backend side frames are bounded by the message limit only.
+    let backend_config = ws_config.max_frame_size(ws_config.max_message_size);
     let started = Instant::now();
     let connected = Box::pin(backend::connect(
         BackendRequest {
@@ -294,7 +298,7 @@ async fn handshake(gateway: &Gateway, mut stream: TcpStream, peer: SocketAddr) -
             protocols: offered,
             route: m.route,
         },
-        ws_config,
+        backend_config,
         &gateway.tls,
         gateway.config.connect_timeout(),
     ))

@@ -52,6 +52,12 @@ async fn metrics_count_connections_handshakes_and_the_plan() {
         Some(1.0),
         "{m}"
     );
+    // The backend connect latency is observed for every backend connection.
+    assert!(
+        metric(&m, "portico_backend_connect_seconds_count{api=\"/svc/v1\"}")
+            .is_some_and(|n| n >= 1.0),
+        "{m}"
+    );
     let hash = g.plan_hash().await;
     assert_eq!(
         metric(&m, &format!("portico_plan_info{{hash=\"{hash}\"}}")),

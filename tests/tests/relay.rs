@@ -245,6 +245,35 @@ async fn a_message_over_max_message_bytes_closes_with_1009() {
 }
 
 #[tokio::test]
+async fn a_frame_over_max_frame_bytes_closes_with_1009_while_small_fragments_pass() {
+    let backend = Backend::start(Mode::Echo).await;
+    let g = gateway_to(&backend.endpoint(), &["--max-frame-bytes", "1024"]).await;
+    // 2,400 bytes in three 800-byte frames: every frame is under the limit, so it passes.
+    let mut raw = RawClient::connect(g.addr, "/svc/v1/t").await;
+    let part = vec![b'a'; 800];
+    raw.send_frame(false, opcode::TEXT, &part, true).await;
+    raw.send_frame(false, opcode::CONTINUATION, &part, true)
+        .await;
+    raw.send_frame(true, opcode::CONTINUATION, &part, true)
+        .await;
+    match raw.read_frame().await {
+        Some((true, opcode::TEXT, p)) => assert_eq!(p.len(), 2400),
+        other => panic!("expected the echo, got {other:?}"),
+    }
+    // One 2,048-byte frame is over it.
+    raw.send_frame(true, opcode::TEXT, &[b'b'; 2048], true)
+        .await;
+    assert_eq!(raw.expect_close().await, 1009);
+    assert!(
+        !backend
+            .received()
+            .iter()
+            .any(|m| m.is_text() && m.len() == 2048),
+        "the oversized frame reached the backend"
+    );
+}
+
+#[tokio::test]
 async fn per_api_max_message_bytes_closes_with_1009() {
     let g = Gateway::builder()
         .spec(
