@@ -691,7 +691,7 @@ fn diff_shows_what_a_spec_change_does_to_the_deployed_plan() {
     assert!(json["oldHash"].as_str().unwrap().starts_with("sha256:"));
 
     // Unchanged specs: no changes.
-    write(dir.path(), "api.yaml", &clean());
+    write(dir.path(), "api.yaml", clean());
     let out = run(dir.path(), &["api.yaml", "--diff", "deployed/plan.json"]);
     assert!(stdout(&out).ends_with("no changes\n"), "{}", stdout(&out));
 }
