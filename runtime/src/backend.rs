@@ -17,6 +17,8 @@ use tokio_tungstenite::WebSocketStream;
 
 use crate::builtin;
 use portico_compiler::plan::Route;
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::CertificateDer;
 
 /// A connected backend, remote or in-process.
 ///
@@ -79,9 +81,8 @@ pub fn tls_config(extra_ca_pem: Option<&[u8]>) -> Result<Arc<rustls::ClientConfi
     let mut roots = rustls::RootCertStore::empty();
     roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
     if let Some(pem) = extra_ca_pem {
-        let mut reader = std::io::BufReader::new(pem);
         let mut added = 0;
-        for cert in rustls_pemfile::certs(&mut reader) {
+        for cert in CertificateDer::pem_slice_iter(pem) {
             let cert = cert.map_err(|e| format!("cannot read the CA file: {e}"))?;
             roots
                 .add(cert)
