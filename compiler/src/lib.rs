@@ -21,6 +21,7 @@
 //! [`model`] (lower 2.x/3.x into one shape) → [`rules::gateway`]; then across the folder
 //! [`plan`] (routes, conflicts, hash).
 
+pub mod build;
 pub mod compile;
 pub mod diagnostics;
 pub mod docs;
@@ -36,6 +37,9 @@ pub mod source;
 pub mod suggest;
 pub mod wso2;
 
+pub use build::{
+    build, docs_for_plan, BuildOptions, Built, Docs, LocatedDiagnostic, Report, SpecFile,
+};
 pub use compile::{compile, Compilation, Options};
 pub use diagnostics::{Diagnostic, Severity};
 pub use plan::Plan;
