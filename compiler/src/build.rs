@@ -268,6 +268,12 @@ operations:
         .unwrap();
         let built = build(&[dir.path().to_path_buf()], &options()).expect("builds");
         assert_eq!(built.plan.apis.len(), 1);
+        // `said` has a schema and no example: the plan carries one generated for the mock.
+        let said = &built.plan.apis[0].routes[0].messages.client_to_server[0];
+        assert_eq!(
+            said.generated_example,
+            Some(serde_json::json!({"text": "string"}))
+        );
         assert!(built.docs.error.is_none());
         let page = built
             .docs

@@ -8,8 +8,8 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use portico_compiler::docs::{self, Collected, Page, Templates};
-use portico_compiler::plan::Plan;
+use portico_compiler::docs::{normalize_base_url, Page};
+use portico_compiler::Docs;
 use serde_json::json;
 use tokio::net::{TcpListener, TcpStream};
 
@@ -33,39 +33,28 @@ pub struct DocsSite {
 }
 
 impl DocsSite {
-    /// Renders the docs of `plan`: from the specs when `collected` has them (descriptions, message
-    /// examples), else from the plan alone (serving `--plan`).
-    pub fn build(plan: &Plan, collected: Option<&Collected>, base_url: &str) -> DocsSite {
-        let options = docs::Options {
-            base_url: base_url.to_string(),
-            spec_links: collected.is_some(),
-        };
-        let empty = Collected::default();
-        let source = collected.unwrap_or(&empty);
-        let mut site = DocsSite {
-            hash: plan.hash.clone(),
-            ..DocsSite::default()
-        };
-        match docs::render(source, Some(plan), &options, &Templates::builtin()) {
-            Ok(pages) => {
-                site.pages = pages.into_iter().map(|p| (p.path.clone(), p)).collect();
-            }
-            Err(e) => site.error = Some(e),
-        }
-        match collected {
-            Some(c) => {
-                site.specs = docs::spec_files(c, plan)
-                    .into_iter()
-                    .map(|(api, version, text)| (format!("{api}/{version}"), text.to_string()))
-                    .collect();
-            }
-            None => site.specs_missing = Some(
+    /// The site for the plan with hash `hash`, from the docs the compiler rendered for it.
+    /// `from_plan_file`: the plan was read from a file, which does not carry the specs.
+    pub fn build(hash: &str, docs: Docs, from_plan_file: bool) -> DocsSite {
+        DocsSite {
+            hash: hash.to_string(),
+            pages: docs
+                .pages
+                .into_iter()
+                .map(|p| (p.path.clone(), p))
+                .collect(),
+            specs: docs
+                .specs
+                .into_iter()
+                .map(|s| (format!("{}/{}", s.api, s.version), s.text))
+                .collect(),
+            specs_missing: from_plan_file.then(|| {
                 "this runtime serves a compiled plan (--plan), which does not carry the specs; \
-                     run the runtime on the spec folder, or read the docs `compile --out` wrote"
-                    .to_string(),
-            ),
+                 run the runtime on the spec folder, or read the docs `compile --out` wrote"
+                    .to_string()
+            }),
+            error: docs.error,
         }
-        site
     }
 }
 
@@ -74,7 +63,7 @@ impl DocsSite {
 /// listen address (`localhost` for a wildcard address).
 pub fn docs_base_url(config: &Config) -> String {
     if let Some(text) = &config.docs_base_url {
-        match docs::normalize_base_url(text) {
+        match normalize_base_url(text) {
             Ok(url) => return url,
             Err(e) => tracing::warn!("--docs-base-url ignored: {e}"),
         }
@@ -331,7 +320,7 @@ operations:
             paths: vec![dir.path().to_path_buf()],
             context: None,
         };
-        let loaded = reload::load(&source).unwrap();
+        let loaded = reload::load(&source, &docs_base_url(&g.config)).unwrap();
         reload::apply(&g, &loaded);
         let plan = &loaded.plan;
 
@@ -382,10 +371,10 @@ operations:
     fn a_plan_file_gives_docs_but_no_specs() {
         let dir = tempfile::tempdir().unwrap();
         let spec = write(dir.path(), "chat.yaml", SPEC);
-        let out = portico_compiler::compile(&[spec], &portico_compiler::Options::default());
-        let plan_path = write(dir.path(), "plan.json", &out.plan.unwrap().to_json());
+        let built = portico_compiler::build(&[spec], &Default::default()).unwrap();
+        let plan_path = write(dir.path(), "plan.json", &built.plan.to_json());
         let g = gateway(&["--plan", plan_path.to_str().unwrap()]);
-        let loaded = reload::load(&Source::PlanFile(plan_path)).unwrap();
+        let loaded = reload::load(&Source::PlanFile(plan_path), &docs_base_url(&g.config)).unwrap();
         reload::apply(&g, &loaded);
         let page = route(&g, "/docs/chat-api-1.0.0.md");
         assert_eq!(page.status, 200, "{}", page.body);

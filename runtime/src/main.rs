@@ -57,7 +57,8 @@ async fn run(config: Config) -> ExitCode {
     };
     let loaded = {
         let src = source.clone();
-        match tokio::task::spawn_blocking(move || reload::load(&src)).await {
+        let base_url = admin::docs_base_url(&gateway.config);
+        match tokio::task::spawn_blocking(move || reload::load(&src, &base_url)).await {
             Ok(Ok(loaded)) => loaded,
             Ok(Err(problems)) => {
                 error!("cannot serve: the specs have errors\n{problems}");

@@ -14,9 +14,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use notify::{RecursiveMode, Watcher};
-use portico_compiler::docs::{self, Collected};
 use portico_compiler::plan::{Lifecycle, Plan};
-use portico_compiler::{compile, Options};
+use portico_compiler::{build, docs_for_plan, BuildOptions, Options};
 use tokio::sync::mpsc;
 use tracing::{error, info, warn};
 
@@ -66,71 +65,42 @@ impl Source {
     }
 }
 
-/// A loaded plan, and what the docs need from the specs it was compiled from (their prose is
-/// not in the plan; none when serving a plan file).
+/// A loaded plan and its docs site (rendered with the plan, off the async threads).
 pub struct Loaded {
     pub plan: Plan,
-    specs: Option<Collected>,
+    pub docs: Arc<DocsSite>,
 }
 
-impl Loaded {
-    /// Renders the docs site for this plan (CPU work: call it off the async threads).
-    pub fn docs(&self, base_url: &str) -> DocsSite {
-        DocsSite::build(&self.plan, self.specs.as_ref(), base_url)
-    }
-}
-
-/// Builds the plan. On failure, returns the diagnostics rendered for people.
-pub fn load(source: &Source) -> Result<Loaded, String> {
+/// Builds the plan and its docs, which show `docs_base_url`. On failure, returns the diagnostics
+/// rendered for people.
+pub fn load(source: &Source, docs_base_url: &str) -> Result<Loaded, String> {
     match source {
         Source::Specs { paths, context } => {
-            let options = Options {
-                context: context.clone(),
-                ..Options::default()
+            let options = BuildOptions {
+                compile: Options {
+                    context: context.clone(),
+                    ..Options::default()
+                },
+                docs_base_url: docs_base_url.to_string(),
             };
-            let out = compile(paths, &options);
-            let warnings: Vec<_> = out
-                .diagnostics
-                .iter()
-                .filter(|d| d.severity == portico_compiler::Severity::Warning)
-                .cloned()
-                .collect();
-            if !warnings.is_empty() {
-                warn!(
-                    "{}",
-                    portico_compiler::render::human(&out.files.sources, &warnings, false)
-                        .trim_end()
-                );
+            let built = build(paths, &options).map_err(|report| report.text)?;
+            if !built.warnings_text.is_empty() {
+                warn!("{}", built.warnings_text.trim_end());
             }
-            if out.documents.is_empty() && !out.has_errors() {
-                return Err("no AsyncAPI documents found".to_string());
-            }
-            match &out.plan {
-                Some(plan) => Ok(Loaded {
-                    plan: plan.clone(),
-                    specs: Some(docs::collect(&out)),
-                }),
-                None => {
-                    let problems: Vec<_> = out
-                        .diagnostics
-                        .iter()
-                        .filter(|d| d.is_error())
-                        .cloned()
-                        .collect();
-                    Err(format!(
-                        "{}{}",
-                        portico_compiler::render::human(&out.files.sources, &problems, false),
-                        portico_compiler::render::summary(&out.diagnostics, out.documents.len())
-                    ))
-                }
-            }
+            Ok(Loaded {
+                docs: Arc::new(DocsSite::build(&built.plan.hash, built.docs, false)),
+                plan: built.plan,
+            })
         }
         Source::PlanFile(path) => {
             let text = std::fs::read_to_string(path)
                 .map_err(|e| format!("cannot read the plan {}: {e}", path.display()))?;
-            Plan::from_json(&text)
-                .map(|plan| Loaded { plan, specs: None })
-                .map_err(|e| format!("{}: {e}", path.display()))
+            let plan = Plan::from_json(&text).map_err(|e| format!("{}: {e}", path.display()))?;
+            let docs = docs_for_plan(&plan, docs_base_url);
+            Ok(Loaded {
+                docs: Arc::new(DocsSite::build(&plan.hash, docs, true)),
+                plan,
+            })
         }
     }
 }
@@ -138,17 +108,16 @@ pub fn load(source: &Source) -> Result<Loaded, String> {
 /// Swaps in the plan, closes the connections it no longer serves, and serves its docs. Returns
 /// how many connections were closed.
 pub fn apply(gateway: &Gateway, loaded: &Loaded) -> usize {
-    let site = loaded.docs(&docs_base_url(&gateway.config));
     let closed = swap_table(gateway, &loaded.plan);
-    store_docs(gateway, site);
+    store_docs(gateway, loaded.docs.clone());
     closed
 }
 
-fn store_docs(gateway: &Gateway, site: DocsSite) {
+fn store_docs(gateway: &Gateway, site: Arc<DocsSite>) {
     if let Some(e) = &site.error {
         error!("cannot render the API docs: {e}");
     }
-    gateway.docs.store(Some(Arc::new(site)));
+    gateway.docs.store(Some(site));
 }
 
 /// Swaps the route table and closes what it no longer serves.
@@ -177,10 +146,7 @@ pub async fn reload(gateway: &Arc<Gateway>, source: &Source) {
     let base_url = docs_base_url(&gateway.config);
     // Compile and render the docs off the async threads.
     let result = tokio::task::spawn_blocking(move || {
-        load(&src).map(|loaded| {
-            let site = loaded.docs(&base_url);
-            (loaded.plan, site)
-        })
+        load(&src, &base_url).map(|loaded| (loaded.plan, loaded.docs))
     })
     .await
     .unwrap_or_else(|e| Err(format!("the compiler panicked: {e}")));
