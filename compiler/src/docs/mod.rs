@@ -16,10 +16,10 @@
 //!   APIs): plain AsyncAPI docs, without gateway URLs;
 //! * a plan only (the runtime serving `--plan`): everything the plan knows, without prose.
 //!
-//! The parts: [`templates`] (the templates and their filters), [`collect`] (what the specs say),
-//! [`view`] (what templates see), [`render`] (pages), [`api_view`] (one API's page),
-//! [`snippets`] (example URLs and client code), [`schema_table`] (schemas as tables) and
-//! [`markdown`] (descriptions).
+//! The parts: `templates` (the templates and their filters), `collect` (what the specs say),
+//! `view` (what templates see), `render` (pages), `api_view` (one API's page),
+//! `snippets` (example URLs and client code), `schema_table` (schemas as tables) and
+//! `markdown` (descriptions).
 //!
 //! ```
 //! use portico_compiler::docs::{render, Collected, Options, Templates};
