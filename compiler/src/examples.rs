@@ -1,5 +1,5 @@
 //! Plausible example values for JSON Schemas: what the docs show when a message has no example, and
-//! what the runtime's `mock:` backend plays.
+//! the plan's `generatedExample`, which the runtime's `mock:` backend plays.
 //!
 //! ```
 //! use portico_compiler::examples::from_schema;
@@ -20,7 +20,7 @@ pub fn from_schema(schema: &Value) -> Value {
 }
 
 /// [`from_schema`] for a schema found `depth` levels deep inside another.
-pub fn from_schema_at_depth(schema: &Value, depth: usize) -> Value {
+fn from_schema_at_depth(schema: &Value, depth: usize) -> Value {
     // Past the depth limit, or a `$ref` left unresolved because it is recursive: nothing to build.
     if depth > MAX_DEPTH || schema.get("$ref").is_some() {
         return Value::Null;

@@ -62,6 +62,30 @@ impl Files {
         Some(id)
     }
 
+    /// Reads the first of `candidates` that is a regular file: an optional companion file, such as
+    /// the `api.yaml` of an apictl project. `None` when none of them exists.
+    pub fn load_first_present(
+        &mut self,
+        candidates: &[PathBuf],
+        diags: &mut Vec<Diagnostic>,
+    ) -> Option<FileId> {
+        let path = candidates.iter().find(|p| p.is_file())?;
+        self.load(path, diags)
+    }
+
+    /// Every file this compilation read or tried to read that exists, as canonical paths (symlinks
+    /// resolved), sorted and without duplicates: what a watcher must watch.
+    pub fn read_paths(&self) -> Vec<PathBuf> {
+        let mut paths: Vec<PathBuf> = self
+            .sources
+            .files()
+            .filter_map(|(_, f)| std::fs::canonicalize(&f.path).ok())
+            .collect();
+        paths.sort();
+        paths.dedup();
+        paths
+    }
+
     pub fn tree(&self, id: FileId) -> Option<&Node> {
         self.trees.get(&id).and_then(Option::as_ref)
     }

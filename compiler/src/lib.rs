@@ -19,8 +19,13 @@
 //! The pipeline, per document: [`files`] (read, bounded) → [`source`] (parse with positions) →
 //! [`refs`] (resolve `$ref`s) → [`schema`] (official JSON Schema) → [`rules::asyncapi`] →
 //! [`model`] (lower 2.x/3.x into one shape) → [`rules::gateway`]; then across the folder
-//! [`plan`] (routes, conflicts, hash).
+//! [`plan`] (routes, conflicts, hash). [`docs`] renders pages from the lowered model and the plan.
+//!
+//! The runtime uses only [`build()`] (a plan with its docs and located warnings, or a report of why
+//! there is none), [`docs_for_plan`], [`docs::normalize_base_url`], the types they name and
+//! [`plan`]'s types.
 
+pub mod build;
 pub mod compile;
 pub mod diagnostics;
 pub mod docs;
@@ -37,6 +42,9 @@ pub mod source;
 pub mod suggest;
 pub mod wso2;
 
+pub use build::{
+    build, docs_for_plan, BuildOptions, Built, Docs, LocatedDiagnostic, Report, SpecFile,
+};
 pub use compile::{compile, Compilation, Options};
 pub use diagnostics::{Diagnostic, Severity};
 pub use plan::Plan;

@@ -37,12 +37,20 @@ pub struct Located<T> {
 pub struct Api {
     pub file: FileId,
     pub spec_version: SpecVersion,
+    /// The `asyncapi` field as written (`3.0.0`, `2.6.0-rc1`).
+    pub asyncapi: String,
     pub title: String,
     pub version: Option<Located<String>>,
     pub description: Option<String>,
+    pub info: Info,
+    pub default_content_type: Option<String>,
     pub servers: Vec<Server>,
     pub channels: Vec<Channel>,
     pub security_schemes: Vec<SecurityScheme>,
+    /// Every message the document defines, in document order: `components.messages` and, in 3.x,
+    /// each channel's `messages`; named by `name`, else `messageId`, else their key. The docs list
+    /// those no operation uses.
+    pub defined_messages: Vec<Message>,
     /// The root `x-gateway` object, if any (validated and read by the gateway rules).
     pub gateway: Option<Node>,
     /// The root node, for rules that need a position when a field is missing.
@@ -51,12 +59,42 @@ pub struct Api {
     pub info_span: Span,
 }
 
+/// The parts of `info` that are about people and links (for the docs).
+#[derive(Clone, Debug, Default)]
+pub struct Info {
+    pub terms_of_service: Option<String>,
+    pub contact: Option<Contact>,
+    pub license: Option<License>,
+    /// `info.externalDocs` (3.x), else the root `externalDocs` (2.x).
+    pub external_docs: Option<ExternalDocs>,
+}
+
+#[derive(Clone, Debug, Default)]
+pub struct Contact {
+    pub name: Option<String>,
+    pub url: Option<String>,
+    pub email: Option<String>,
+}
+
+#[derive(Clone, Debug, Default)]
+pub struct License {
+    pub name: Option<String>,
+    pub url: Option<String>,
+}
+
+#[derive(Clone, Debug, Default)]
+pub struct ExternalDocs {
+    pub description: Option<String>,
+    pub url: Option<String>,
+}
+
 #[derive(Clone, Debug)]
 pub struct Server {
     pub name: String,
     /// `protocol://host/path`, with variables replaced by their defaults where they have one.
     pub url: String,
     pub protocol: String,
+    pub description: Option<String>,
     pub span: Span,
     pub pointer: String,
 }
@@ -67,6 +105,11 @@ pub struct SecurityScheme {
     pub kind: String,
     /// Scopes the scheme declares (OAuth2 flows' scopes / `availableScopes`).
     pub scopes: Vec<String>,
+    /// The same scopes with their descriptions (empty when the spec gives none).
+    pub scope_descriptions: Vec<(String, String)>,
+    /// For `http`: the scheme (`bearer`, `basic`, ...) and, for bearer, the token format.
+    pub scheme: Option<String>,
+    pub bearer_format: Option<String>,
     /// `x-scopes-bindings` (WSO2: scope → roles), kept for the docs.
     pub scope_bindings: Vec<(String, String)>,
     /// For apiKey / httpApiKey: where the credential goes (`query`, `header`, `user`, ...) and its name.
@@ -79,6 +122,7 @@ pub struct SecurityScheme {
 pub struct Channel {
     /// The channel's key in `channels` (in 2.x the key is also the address).
     pub id: String,
+    pub title: Option<String>,
     /// The address clients use after the API's context, always starting with `/`; `None` when a 3.x
     /// channel has a null address.
     pub address: Option<String>,
@@ -164,12 +208,16 @@ pub fn lower(file: FileId, version: SpecVersion, doc: &Resolved) -> Api {
     let mut api = Api {
         file,
         spec_version: version,
+        asyncapi: string(root.get("asyncapi")).unwrap_or_default(),
         title: string(info.and_then(|i| i.get("title"))).unwrap_or_default(),
         version: version_node,
         description: string(info.and_then(|i| i.get("description"))),
+        info: lower_info(root),
+        default_content_type: string(root.get("defaultContentType")),
         servers: lower_servers(root, version),
         channels: Vec::new(),
         security_schemes: lower_security_schemes(root),
+        defined_messages: lower_defined_messages(root, version),
         gateway: root.get("x-gateway").cloned(),
         root_span: root.span,
         info_span: root.entry("info").map(|(k, _)| k.span).unwrap_or(root.span),
@@ -180,6 +228,55 @@ pub fn lower(file: FileId, version: SpecVersion, doc: &Resolved) -> Api {
         lower_channels_v2(doc)
     };
     api
+}
+
+fn lower_info(root: &Node) -> Info {
+    let info = root.get("info");
+    let field = |node: Option<&Node>, key: &str| string(node.and_then(|n| n.get(key)));
+    Info {
+        terms_of_service: field(info, "termsOfService"),
+        contact: info.and_then(|i| i.get("contact")).map(|c| Contact {
+            name: field(Some(c), "name"),
+            url: field(Some(c), "url"),
+            email: field(Some(c), "email"),
+        }),
+        license: info.and_then(|i| i.get("license")).map(|l| License {
+            name: field(Some(l), "name"),
+            url: field(Some(l), "url"),
+        }),
+        external_docs: info
+            .and_then(|i| i.get("externalDocs"))
+            .or_else(|| root.get("externalDocs"))
+            .map(|d| ExternalDocs {
+                description: field(Some(d), "description"),
+                url: field(Some(d), "url"),
+            }),
+    }
+}
+
+/// `components.messages`, then (3.x) each channel's `messages`, named as the docs list them.
+fn lower_defined_messages(root: &Node, version: SpecVersion) -> Vec<Message> {
+    let mut candidates: Vec<(&str, &Node)> = Vec::new();
+    if let Some(map) = root.get("components").and_then(|c| c.get("messages")) {
+        candidates.extend(map.entries().map(|(k, v)| (k.name.as_str(), v)));
+    }
+    if version.is_v3() {
+        for (_, channel) in root.get("channels").into_iter().flat_map(Node::entries) {
+            if let Some(map) = channel.get("messages") {
+                candidates.extend(map.entries().map(|(k, v)| (k.name.as_str(), v)));
+            }
+        }
+    }
+    candidates
+        .into_iter()
+        .filter(|(_, node)| node.as_map().is_some())
+        .map(|(key, node)| {
+            let name = string(node.get("name"))
+                .or_else(|| string(node.get("messageId")))
+                .unwrap_or_else(|| key.to_string());
+            message_named(node, name)
+        })
+        .collect()
 }
 
 fn lower_servers(root: &Node, version: SpecVersion) -> Vec<Server> {
@@ -207,6 +304,7 @@ fn lower_servers(root: &Node, version: SpecVersion) -> Vec<Server> {
             name: key.name.clone(),
             url,
             protocol,
+            description: string(server.get("description")),
             span: key.span,
             pointer: child_pointer("/servers", &key.name),
         });
@@ -244,16 +342,19 @@ fn lower_security_schemes(root: &Node) -> Vec<SecurityScheme> {
         .entries()
         .map(|(k, s)| {
             let mut scopes = Vec::new();
+            let mut scope_descriptions = Vec::new();
             if let Some(flows) = s.get("flows") {
                 for (_, flow) in flows.entries() {
                     for key in ["scopes", "availableScopes"] {
-                        for (scope, _) in flow
-                            .get(key)
-                            .map(|n| n.entries().collect::<Vec<_>>())
-                            .unwrap_or_default()
+                        for (scope, description) in
+                            flow.get(key).into_iter().flat_map(Node::entries)
                         {
                             if !scopes.contains(&scope.name) {
                                 scopes.push(scope.name.clone());
+                                scope_descriptions.push((
+                                    scope.name.clone(),
+                                    string(Some(description)).unwrap_or_default(),
+                                ));
                             }
                         }
                     }
@@ -277,6 +378,9 @@ fn lower_security_schemes(root: &Node) -> Vec<SecurityScheme> {
                 name: k.name.clone(),
                 kind: string(s.get("type")).unwrap_or_default(),
                 scopes,
+                scope_descriptions,
+                scheme: string(s.get("scheme")),
+                bearer_format: string(s.get("bearerFormat")),
                 scope_bindings,
                 location: string(s.get("in")),
                 param_name: string(s.get("name")),
@@ -407,6 +511,10 @@ fn lower_message(doc: &Resolved, node: &Node, fallback: String) -> Message {
         .or_else(|| string(node.get("messageId")))
         .or(from_origin)
         .unwrap_or(fallback);
+    message_named(node, name)
+}
+
+fn message_named(node: &Node, name: String) -> Message {
     let schema_format = string(node.get("schemaFormat")).unwrap_or_default();
     let payload = node.get("payload").and_then(|p| {
         // 3.x Multi Format Schema: {schemaFormat, schema}.
@@ -486,6 +594,7 @@ fn lower_channels_v2(doc: &Resolved) -> Vec<Channel> {
         }
         channels.push(Channel {
             id: key.name.clone(),
+            title: string(channel.get("title")),
             address: Some(normalize_address(&key.name)),
             description: string(channel.get("description")),
             parameters: lower_parameters(channel),
@@ -512,6 +621,7 @@ fn lower_channels_v3(doc: &Resolved) -> Vec<Channel> {
         let pointer = child_pointer("/channels", &key.name);
         channels.push(Channel {
             id: key.name.clone(),
+            title: string(channel.get("title")),
             address: channel
                 .get("address")
                 .and_then(Node::as_str)

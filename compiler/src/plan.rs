@@ -208,6 +208,27 @@ pub struct PlanMessage {
     /// Examples from the spec, for the built-in mock backend.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub examples: Vec<Value>,
+    /// A value generated from `schema` when the spec gives no example, so the built-in mock
+    /// backend plays something plausible without a compiler at run time.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub generated_example: Option<Value>,
+}
+
+impl PlanMessage {
+    /// A message as the plan carries it: with a generated example exactly when the spec has no
+    /// example and the payload is a JSON Schema.
+    pub fn new(name: String, schema: Option<Value>, examples: Vec<Value>) -> PlanMessage {
+        let generated_example = match (&schema, examples.is_empty()) {
+            (Some(schema), true) => Some(crate::examples::from_schema(schema)),
+            _ => None,
+        };
+        PlanMessage {
+            name,
+            schema,
+            examples,
+            generated_example,
+        }
+    }
 }
 
 /// Why a plan file could not be loaded.

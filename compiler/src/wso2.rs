@@ -53,10 +53,7 @@ pub fn project_for(files: &mut Files, spec: &Path, diags: &mut Vec<Diagnostic>) 
         return ApiProject::default();
     };
     let candidates = [project.join("api.yaml"), project.join("api.yml")];
-    let Some(path) = candidates.iter().find(|p| p.is_file()) else {
-        return ApiProject::default();
-    };
-    let Some(id) = files.load(path, diags) else {
+    let Some(id) = files.load_first_present(&candidates, diags) else {
         return ApiProject::default();
     };
     let Some(root) = files.tree(id) else {

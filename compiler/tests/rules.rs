@@ -2354,3 +2354,13 @@ fn every_emitted_code_has_a_test_here() {
         "codes without a test in rules.rs: {untested:?}"
     );
 }
+
+#[test]
+fn a_folder_without_documents_is_input_no_documents_for_the_runtime() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("notes.yaml"), "just: data\n").unwrap();
+    let report = portico_compiler::build(&[dir.path().to_path_buf()], &Default::default())
+        .expect_err("no documents");
+    let codes: Vec<&str> = report.diagnostics.iter().map(|d| d.code.as_str()).collect();
+    assert_eq!(codes, ["input-no-documents"]);
+}

@@ -310,3 +310,16 @@ fn a_wildcard_mapping_may_forward_the_remainder() {
     let plan = out.plan.expect("a plan");
     assert_eq!(plan.apis[0].routes[0].backend_path, "/upstream/{*}");
 }
+
+#[test]
+fn the_build_facade_lists_api_yaml_among_the_files_it_read() {
+    let built = portico_compiler::build(&[chat_export()], &Default::default()).expect("builds");
+    let root = chat_export().canonicalize().unwrap();
+    assert_eq!(
+        built.files_read,
+        [
+            root.join("Definitions/asyncapi.yaml"),
+            root.join("api.yaml")
+        ]
+    );
+}

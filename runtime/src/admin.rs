@@ -260,7 +260,7 @@ operations:
         assert_eq!(route(&g, "/docs/").status, 503, "nothing before a plan");
         let source = Source::Specs {
             paths: vec![dir.path().to_path_buf()],
-            context: None,
+            options: Default::default(),
         };
         let loaded = reload::load(&source, &docs_base_url(&g.config)).unwrap();
         let plan = loaded.plan.clone();
@@ -336,7 +336,7 @@ operations:
         let g = gateway(&[dir.path().to_str().unwrap()]);
         let source = Source::Specs {
             paths: vec![dir.path().to_path_buf()],
-            context: None,
+            options: Default::default(),
         };
         reload::reload(&g, &source).await;
         assert!(route(&g, "/docs/chat-api-1.0.0.html")
@@ -354,6 +354,13 @@ operations:
         // A broken spec keeps the docs of the plan being served.
         std::fs::write(&path, "asyncapi: 3.1.0\ninfo: {}\n").unwrap();
         reload::reload(&g, &source).await;
+        // `/plan` reports why, as located diagnostics (not box-drawn text).
+        let plan: serde_json::Value = serde_json::from_str(&route(&g, "/plan").body).unwrap();
+        let first = &plan["lastReloadError"][0];
+        assert!(first["code"].is_string(), "{plan}");
+        assert!(first["line"].as_u64().is_some_and(|l| l >= 1), "{plan}");
+        assert!(first["file"].as_str().unwrap().ends_with("chat.yaml"), "{plan}");
+        assert!(!plan.to_string().contains('╭'), "{plan}");
         assert!(route(&g, "/docs/chat-api-1.0.0.html")
             .body
             .contains("Chat in rooms."));

@@ -2,8 +2,9 @@
 //!
 //! * `echo:` sends every message back as it came (text as text, binary as binary), and answers a
 //!   close with the same code and reason.
-//! * `mock:` plays the API's server-to-client messages for the route: the spec's examples, or a
-//!   value generated from the payload schema when a message has none. It sends one message right
+//! * `mock:` plays the API's server-to-client messages for the route: the spec's examples, or the
+//!   value the compiler generated from the payload schema when a message has none (both are in the
+//!   plan, so the mock needs nothing else). It sends one message right
 //!   after the connection opens, one per second after that, and one in reply to each client message.
 //!
 //! Both run over an in-memory pipe with no HTTP handshake, so they cost no socket and no port.
@@ -53,17 +54,18 @@ async fn echo(mut socket: WebSocketStream<DuplexStream>) {
     }
 }
 
-/// The payloads the mock plays, in order.
+/// The payloads the mock plays, in order: each server-to-client message's examples, else the
+/// example the compiler generated from its schema (both are in the plan).
 pub fn mock_payloads(route: &Route) -> Vec<Value> {
     let mut out = Vec::new();
     for message in &route.messages.server_to_client {
         if message.examples.is_empty() {
-            let generated = message
-                .schema
-                .as_ref()
-                .map(|s| example_from_schema(s, 0))
-                .unwrap_or_else(|| json!({"message": message.name}));
-            out.push(generated);
+            out.push(
+                message
+                    .generated_example
+                    .clone()
+                    .unwrap_or_else(|| json!({"message": message.name})),
+            );
         } else {
             out.extend(message.examples.iter().cloned());
         }
@@ -97,32 +99,49 @@ async fn mock(mut socket: WebSocketStream<DuplexStream>, route: &Route) {
     }
 }
 
-/// A plausible value for a JSON Schema: the first example, default, const or enum value; else one
-/// built from the type (objects get their properties, arrays one item). The same generator as
-/// the docs' examples ([`portico_compiler::examples`]).
-pub fn example_from_schema(schema: &Value, depth: usize) -> Value {
-    portico_compiler::examples::from_schema_at_depth(schema, depth)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use portico_compiler::plan::{PlanMessage, RouteMessages};
+
+    fn route(server_to_client: Vec<PlanMessage>) -> Route {
+        let mut route: Route = serde_json::from_value(json!({
+            "kind": "literal", "pattern": "/t/1/x", "topic": "/x", "backendPath": "/x",
+            "channels": ["x"], "messages": {}, "auth": "none"
+        }))
+        .expect("a route");
+        route.messages = RouteMessages {
+            client_to_server: Vec::new(),
+            server_to_client,
+        };
+        route
+    }
 
     #[test]
-    fn generated_examples_follow_the_schema() {
-        let schema = json!({
-            "type": "object",
-            "properties": {
-                "user": {"type": "string"},
-                "n": {"type": "integer", "minimum": 3},
-                "kind": {"enum": ["a", "b"]},
-                "tags": {"type": "array", "items": {"type": "string", "format": "email"}},
-                "at": {"type": "string", "format": "date-time"}
-            }
-        });
+    fn the_mock_plays_examples_then_generated_values_from_the_plan() {
+        let with_examples = PlanMessage::new(
+            "price".into(),
+            Some(json!({"type": "number"})),
+            vec![json!(1), json!(2)],
+        );
+        let generated = PlanMessage::new(
+            "halt".into(),
+            Some(json!({"type": "object", "properties": {"reason": {"enum": ["news"]}}})),
+            Vec::new(),
+        );
+        let neither = PlanMessage::new("raw".into(), None, Vec::new());
         assert_eq!(
-            example_from_schema(&schema, 0),
-            json!({"user": "string", "n": 3, "kind": "a", "tags": ["user@example.com"], "at": "2024-01-01T00:00:00Z"})
+            mock_payloads(&route(vec![with_examples, generated, neither])),
+            [
+                json!(1),
+                json!(2),
+                json!({"reason": "news"}),
+                json!({"message": "raw"})
+            ]
+        );
+        assert_eq!(
+            mock_payloads(&route(Vec::new())),
+            [json!({"mock": "this route has no server-to-client messages"})]
         );
     }
 }

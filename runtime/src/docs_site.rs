@@ -1,10 +1,11 @@
 //! The API docs of the plan being served (`/docs/` and `/specs/` on the admin listener), rendered
-//! once per load off the async threads and kept in memory with the rest of the served state.
+//! by the compiler once per load, off the async threads, and kept in memory with the rest of the
+//! served state.
 
 use std::collections::HashMap;
 
-use portico_compiler::docs::{self, Collected, Page, Templates};
-use portico_compiler::plan::Plan;
+use portico_compiler::docs::{normalize_base_url, Page};
+use portico_compiler::Docs;
 
 use crate::config::Config;
 
@@ -24,39 +25,28 @@ pub struct DocsSite {
 }
 
 impl DocsSite {
-    /// Renders the docs of `plan`: from the specs when `collected` has them (descriptions, message
-    /// examples), else from the plan alone (serving `--plan`).
-    pub fn build(plan: &Plan, collected: Option<&Collected>, base_url: &str) -> DocsSite {
-        let options = docs::Options {
-            base_url: base_url.to_string(),
-            spec_links: collected.is_some(),
-        };
-        let empty = Collected::default();
-        let source = collected.unwrap_or(&empty);
-        let mut site = DocsSite {
-            hash: plan.hash.clone(),
-            ..DocsSite::default()
-        };
-        match docs::render(source, Some(plan), &options, &Templates::builtin()) {
-            Ok(pages) => {
-                site.pages = pages.into_iter().map(|p| (p.path.clone(), p)).collect();
-            }
-            Err(e) => site.error = Some(e),
-        }
-        match collected {
-            Some(c) => {
-                site.specs = docs::spec_files(c, plan)
-                    .into_iter()
-                    .map(|(api, version, text)| (format!("{api}/{version}"), text.to_string()))
-                    .collect();
-            }
-            None => site.specs_missing = Some(
+    /// The site for the plan with hash `hash`, from the docs the compiler rendered for it.
+    /// `from_plan_file`: the plan was read from a file, which does not carry the specs.
+    pub fn build(hash: &str, docs: Docs, from_plan_file: bool) -> DocsSite {
+        DocsSite {
+            hash: hash.to_string(),
+            pages: docs
+                .pages
+                .into_iter()
+                .map(|p| (p.path.clone(), p))
+                .collect(),
+            specs: docs
+                .specs
+                .into_iter()
+                .map(|s| (format!("{}/{}", s.api, s.version), s.text))
+                .collect(),
+            specs_missing: from_plan_file.then(|| {
                 "this runtime serves a compiled plan (--plan), which does not carry the specs; \
-                     run the runtime on the spec folder, or read the docs `compile --out` wrote"
-                    .to_string(),
-            ),
+                 run the runtime on the spec folder, or read the docs `compile --out` wrote"
+                    .to_string()
+            }),
+            error: docs.error,
         }
-        site
     }
 }
 
@@ -65,7 +55,7 @@ impl DocsSite {
 /// listen address (`localhost` for a wildcard address).
 pub fn docs_base_url(config: &Config) -> String {
     if let Some(text) = &config.docs_base_url {
-        match docs::normalize_base_url(text) {
+        match normalize_base_url(text) {
             Ok(url) => return url,
             Err(e) => tracing::warn!("--docs-base-url ignored: {e}"),
         }
@@ -78,3 +68,4 @@ pub fn docs_base_url(config: &Config) -> String {
     };
     format!("ws://{host}:{}", addr.port())
 }
+

@@ -58,8 +58,8 @@ pub struct Gateway {
 pub struct ReloadStatus {
     pub reloads: u64,
     pub failed_reloads: u64,
-    /// Diagnostics of the last failed compile, rendered for people (cleared by a good one).
-    pub last_error: Option<String>,
+    /// Diagnostics of the last failed compile, located (cleared by a good one).
+    pub last_error: Option<Vec<portico_compiler::LocatedDiagnostic>>,
     /// The last plan change applied, with the connections each change closed.
     pub last_diff: Option<reload::AppliedDiff>,
     /// The file watcher's state (`enabled: false` without `--watch`).

@@ -44,7 +44,10 @@ async fn run(config: Config) -> ExitCode {
         Some(plan) => Source::PlanFile(plan.clone()),
         None => Source::Specs {
             paths: config.specs.clone(),
-            context: config.context.clone(),
+            options: portico_compiler::Options {
+                context: config.context.clone(),
+                ..Default::default()
+            },
         },
     };
     let watch = config.watch;

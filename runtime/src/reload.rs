@@ -12,10 +12,9 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use portico_compiler::docs;
 use portico_compiler::plan::Plan;
 use portico_compiler::plan_diff::{Change, PlanDiff};
-use portico_compiler::{compile, Options};
+use portico_compiler::{build, docs_for_plan, BuildOptions, LocatedDiagnostic, Options, Severity};
 use serde::Serialize;
 use tracing::{error, info, warn};
 
@@ -32,7 +31,8 @@ pub enum Source {
     /// Spec files and folders, compiled by the compiler library.
     Specs {
         paths: Vec<PathBuf>,
-        context: Option<String>,
+        /// How to compile them (`--context`, extra roots).
+        options: Options,
     },
     /// A plan file written by `compile --out`.
     PlanFile(PathBuf),
@@ -50,15 +50,28 @@ pub struct Loaded {
 /// Why no plan was built, and what was read trying.
 #[derive(Debug)]
 pub struct LoadFailure {
-    /// The diagnostics rendered for people.
+    /// The diagnostics rendered for people (logs).
     pub text: String,
+    /// The same, located (`/plan`'s `lastReloadError`); empty for a plan file that cannot be read.
+    pub diagnostics: Vec<LocatedDiagnostic>,
     pub files_read: Vec<PathBuf>,
 }
 
 impl LoadFailure {
     fn new(text: impl Into<String>) -> LoadFailure {
+        let text = text.into();
         LoadFailure {
-            text: text.into(),
+            diagnostics: vec![LocatedDiagnostic {
+                code: "plan-unreadable".to_string(),
+                severity: Severity::Error,
+                message: text.clone(),
+                help: None,
+                file: None,
+                line: None,
+                column: None,
+                pointer: String::new(),
+            }],
+            text,
             files_read: Vec::new(),
         }
     }
@@ -71,69 +84,27 @@ impl std::fmt::Display for LoadFailure {
 }
 
 /// Builds the plan and renders its docs (CPU work: call it on a blocking thread). On failure,
-/// returns the diagnostics rendered for people.
+/// returns the diagnostics, located and rendered for people.
 pub fn load(source: &Source, docs_base_url: &str) -> Result<Loaded, LoadFailure> {
     match source {
-        Source::Specs { paths, context } => {
-            let options = Options {
-                context: context.clone(),
-                ..Options::default()
+        Source::Specs { paths, options } => {
+            let options = BuildOptions {
+                compile: options.clone(),
+                docs_base_url: docs_base_url.to_string(),
             };
-            let out = compile(paths, &options);
-            let files_read: Vec<PathBuf> = out
-                .files
-                .sources
-                .files()
-                .map(|(_, f)| f.path.clone())
-                .collect();
-            let warnings: Vec<_> = out
-                .diagnostics
-                .iter()
-                .filter(|d| d.severity == portico_compiler::Severity::Warning)
-                .cloned()
-                .collect();
-            if !warnings.is_empty() {
-                warn!(
-                    "{}",
-                    portico_compiler::render::human(&out.files.sources, &warnings, false)
-                        .trim_end()
-                );
+            let built = build(paths, &options).map_err(|report| LoadFailure {
+                text: report.text,
+                diagnostics: report.diagnostics,
+                files_read: report.files_read,
+            })?;
+            if !built.warnings_text.is_empty() {
+                warn!("{}", built.warnings_text.trim_end());
             }
-            if out.documents.is_empty() && !out.has_errors() {
-                return Err(LoadFailure {
-                    text: "no AsyncAPI documents found".to_string(),
-                    files_read,
-                });
-            }
-            match &out.plan {
-                Some(plan) => {
-                    let collected = docs::collect(&out);
-                    Ok(Loaded {
-                        docs: DocsSite::build(plan, Some(&collected), docs_base_url),
-                        plan: plan.clone(),
-                        files_read,
-                    })
-                }
-                None => {
-                    let problems: Vec<_> = out
-                        .diagnostics
-                        .iter()
-                        .filter(|d| d.is_error())
-                        .cloned()
-                        .collect();
-                    Err(LoadFailure {
-                        text: format!(
-                            "{}{}",
-                            portico_compiler::render::human(&out.files.sources, &problems, false),
-                            portico_compiler::render::summary(
-                                &out.diagnostics,
-                                out.documents.len()
-                            )
-                        ),
-                        files_read,
-                    })
-                }
-            }
+            Ok(Loaded {
+                docs: DocsSite::build(&built.plan.hash, built.docs, false),
+                plan: built.plan,
+                files_read: built.files_read,
+            })
         }
         Source::PlanFile(path) => {
             let text = std::fs::read_to_string(path).map_err(|e| {
@@ -141,8 +112,9 @@ pub fn load(source: &Source, docs_base_url: &str) -> Result<Loaded, LoadFailure>
             })?;
             let plan = Plan::from_json(&text)
                 .map_err(|e| LoadFailure::new(format!("{}: {e}", path.display())))?;
+            let docs = docs_for_plan(&plan, docs_base_url);
             Ok(Loaded {
-                docs: DocsSite::build(&plan, None, docs_base_url),
+                docs: DocsSite::build(&plan.hash, docs, true),
                 plan,
                 files_read: vec![path.clone()],
             })
@@ -273,7 +245,7 @@ pub fn report(gateway: &Gateway, result: Result<Loaded, LoadFailure>) {
             );
             let mut status = gateway.status.lock().expect("status");
             status.failed_reloads += 1;
-            status.last_error = Some(failure.text);
+            status.last_error = Some(failure.diagnostics);
             "failed"
         }
     };

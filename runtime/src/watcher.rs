@@ -35,7 +35,7 @@ use crate::reload::{self, Source};
 use crate::Gateway;
 
 /// The watcher's state as `/plan` shows it.
-#[derive(Clone, Debug, Default, Serialize, PartialEq, Eq)]
+#[derive(Clone, Debug, Serialize, PartialEq, Eq)]
 #[serde(rename_all = "camelCase")]
 pub struct WatchHealth {
     /// `--watch` is on.
@@ -49,6 +49,19 @@ pub struct WatchHealth {
     pub rearms: u64,
     /// Files outside the roots that the last compilation read and that are watched too.
     pub extra_files: usize,
+}
+
+impl Default for WatchHealth {
+    /// Not watching (no `--watch`): nothing is wrong.
+    fn default() -> Self {
+        WatchHealth {
+            enabled: false,
+            healthy: true,
+            problem: None,
+            rearms: 0,
+            extra_files: 0,
+        }
+    }
 }
 
 /// Device and inode: what a watch follows.

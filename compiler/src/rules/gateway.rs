@@ -566,11 +566,11 @@ fn build_routes(api: &Api, context: &str, diags: &mut Vec<Diagnostic>) -> Vec<Ro
             };
             for m in &op.messages {
                 if !list.iter().any(|x: &PlanMessage| x.name == m.name) {
-                    list.push(PlanMessage {
-                        name: m.name.clone(),
-                        schema: m.payload.clone().map(self_contained),
-                        examples: m.examples.clone(),
-                    });
+                    list.push(PlanMessage::new(
+                        m.name.clone(),
+                        m.payload.clone().map(self_contained),
+                        m.examples.clone(),
+                    ));
                 }
             }
         }
