@@ -28,6 +28,8 @@ pub struct Files {
     roots: Vec<Root>,
     /// Files refused because they lie outside the roots.
     outside: HashSet<FileId>,
+    /// Files not read because the budget was spent (their placeholder holds the diagnostic).
+    unread: HashSet<FileId>,
     files_read: usize,
     bytes_read: u64,
     /// Whether the file-count or byte budget was exceeded (reported once, then reads stop).
@@ -51,6 +53,7 @@ impl Files {
             limits,
             roots: Vec::new(),
             outside: HashSet::new(),
+            unread: HashSet::new(),
             files_read: 0,
             bytes_read: 0,
             budget_exhausted: false,
@@ -96,7 +99,7 @@ impl Files {
     pub fn load(&mut self, path: &Path, diags: &mut Vec<Diagnostic>) -> Option<FileId> {
         let path = normalize(path);
         if let Some(id) = self.sources.lookup(&path) {
-            return Some(id);
+            return (!self.unread.contains(&id)).then_some(id);
         }
         if self.budget_exhausted {
             return None;
@@ -217,6 +220,7 @@ impl Files {
         self.budget_exhausted = true;
         let id = self.sources.add(path.to_path_buf(), String::new());
         self.trees.insert(id, None);
+        self.unread.insert(id);
         let help = match code {
             "input-too-many-files" => "compile fewer folders at once, remove stray files, or raise the limit with `compile --max-files N` (`Limits::max_files`)",
             _ => "compile fewer folders at once, remove stray files, or raise the limit with `compile --max-total-mib N` (`Limits::max_total_bytes`)",

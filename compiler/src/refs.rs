@@ -355,7 +355,11 @@ impl Resolver<'_> {
                     .as_ref(),
             );
             let mut load_diags = Vec::new();
-            let id = self.files.load(&path, &mut load_diags)?;
+            let Some(id) = self.files.load(&path, &mut load_diags) else {
+                // Not read (the compilation's budget is spent): the reason is in `load_diags`.
+                self.diags.append(&mut load_diags);
+                return None;
+            };
             if self.files.is_outside_roots(id) {
                 let root = self
                     .files

@@ -75,8 +75,8 @@ pub struct Limits {
     pub max_depth: usize,
     /// Most nodes in one file after alias expansion, and in one document after `$ref` expansion.
     pub max_nodes: usize,
-    /// Most memory (estimated, in bytes) that YAML aliases may add to one file. Checked before
-    /// copying, so a refused "billion laughs" costs no more than this.
+    /// Most memory (estimated, in bytes) that YAML aliases may add to one file, counting the copies
+    /// kept for anchors. Checked before copying, so a refused "billion laughs" costs about this.
     pub max_alias_bytes: u64,
     /// Most memory (estimated, in bytes) one document may take once its `$ref`s are resolved.
     pub max_resolved_bytes: u64,
@@ -92,7 +92,7 @@ impl Default for Limits {
             max_file_bytes: 16 * 1024 * 1024,
             max_depth: 256,
             max_nodes: 2_000_000,
-            max_alias_bytes: 16 * 1024 * 1024,
+            max_alias_bytes: 8 * 1024 * 1024,
             max_resolved_bytes: 256 * 1024 * 1024,
             max_files: 10_000,
             max_total_bytes: 256 * 1024 * 1024,
@@ -631,7 +631,20 @@ impl<'a> TreeBuilder<'a> {
                         None => continue,
                     };
                     if anchor > 0 {
+                        // The anchor's copy costs memory too, and may hold expanded aliases.
                         let (count, bytes) = node.weight();
+                        self.alias_bytes += bytes;
+                        if self.alias_bytes > self.limits.max_alias_bytes {
+                            return Err(self.problem(
+                                "yaml-too-large",
+                                format!(
+                                    "aliases expand this document by more than {} MiB",
+                                    self.limits.max_alias_bytes / (1024 * 1024)
+                                ),
+                                "this looks like an alias bomb (\"billion laughs\"); write the values out or use `$ref`",
+                                span,
+                            ));
+                        }
                         self.anchors.insert(anchor, (node.clone(), count, bytes));
                     }
                     Some(node)
