@@ -642,7 +642,7 @@ impl<'a> TreeBuilder<'a> {
                                     self.limits.max_alias_bytes / (1024 * 1024)
                                 ),
                                 "this looks like an alias bomb (\"billion laughs\"); write the values out or use `$ref`",
-                                span,
+                                node.span,
                             ));
                         }
                         self.anchors.insert(anchor, (node.clone(), count, bytes));
