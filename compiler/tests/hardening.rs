@@ -462,7 +462,7 @@ fn billion_laughs() -> String {
     let mut text = String::from("asyncapi: 3.0.0\nl0: &l0 'lol lol lol lol lol lol lol lol'\n");
     for i in 1..10 {
         let prev = format!("*l{}", i - 1);
-        let items = vec![prev.as_str(); 10].join(", ");
+        let items = [prev.as_str(); 10].join(", ");
         text.push_str(&format!("l{i}: &l{i} [{items}]\n"));
     }
     text
