@@ -177,27 +177,7 @@ fn allow_roots(inputs: &[PathBuf], options: &Options, files: &mut Files) {
         let input = normalize(input);
         match input_kind(&input) {
             InputKind::Folder => files.allow_root(&input),
-            InputKind::File => {
-                let parent = input.parent().map(Path::to_path_buf).unwrap_or_default();
-                let parent = if parent.as_os_str().is_empty() {
-                    PathBuf::from(".")
-                } else {
-                    parent
-                };
-                files.allow_root(&parent);
-                // A file given through a link: the folder it really lives in too.
-                if let Some(real) = std::fs::canonicalize(&input)
-                    .ok()
-                    .and_then(|p| p.parent().map(Path::to_path_buf))
-                {
-                    files.allow_root(&real);
-                }
-                if parent.file_name().and_then(|n| n.to_str()) == Some("Definitions") {
-                    if let Some(project) = parent.parent() {
-                        files.allow_root(project);
-                    }
-                }
-            }
+            InputKind::File => files.allow_folder_of(&input),
             InputKind::Missing => {}
         }
     }

@@ -74,6 +74,30 @@ impl Files {
         }
     }
 
+    /// Allows reads in the folder of the spec file `file`: as spelt, and where it really lives if it
+    /// is a link; for a file in an apictl project's `Definitions/`, the project folder too (where
+    /// its `api.yaml` is).
+    pub fn allow_folder_of(&mut self, file: &Path) {
+        let parent = file.parent().map(Path::to_path_buf).unwrap_or_default();
+        let parent = if parent.as_os_str().is_empty() {
+            PathBuf::from(".")
+        } else {
+            parent
+        };
+        self.allow_root(&parent);
+        if let Some(real) = std::fs::canonicalize(file)
+            .ok()
+            .and_then(|p| p.parent().map(Path::to_path_buf))
+        {
+            self.allow_root(&real);
+        }
+        if parent.file_name().and_then(|n| n.to_str()) == Some("Definitions") {
+            if let Some(project) = parent.parent() {
+                self.allow_root(project);
+            }
+        }
+    }
+
     /// The root that holds `path` (after resolving symlinks), if any.
     pub fn root_of(&self, path: &Path) -> Option<&Root> {
         let canonical = std::fs::canonicalize(path).ok()?;
