@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use sha2::{Digest, Sha256};
 
 use crate::diagnostics::{self, Diagnostic};
-use crate::files::{file_start, normalize, Files};
+use crate::files::{file_start, input_kind, normalize, spec_files_under, Files, InputKind};
 use crate::model::{self, Api};
 use crate::plan::{Plan, PlanApi, SourceRef};
 use crate::rules;
@@ -20,6 +20,9 @@ pub struct Options {
     /// Context for documents that name none (WSO2 keeps it outside the document).
     pub context: Option<String>,
     pub limits: Limits,
+    /// Folders besides the inputs' own that spec files and `$ref` targets may be read from. Reads
+    /// are confined to the folders given, the folders of the files given, and these.
+    pub allow_roots: Vec<PathBuf>,
 }
 
 /// Everything one compilation produced.
@@ -53,6 +56,7 @@ pub fn compile(inputs: &[PathBuf], options: &Options) -> Compilation {
     let mut files = Files::new(options.limits.clone());
     let mut diags = Vec::new();
     let mut found = Vec::new();
+    allow_roots(inputs, options, &mut files);
     for input in inputs {
         discover(input, &mut found, &mut diags, &mut files);
     }
@@ -166,70 +170,85 @@ fn check_version(root: &Node, diags: &mut Vec<Diagnostic>) -> Option<SpecVersion
     }
 }
 
-/// Finds the documents under `input`. Folders are walked in sorted order; hidden entries are skipped
-/// (this also skips Kubernetes ConfigMap internals such as `..data` while following the symlinks
-/// that point into them).
-fn discover(input: &Path, found: &mut Vec<Found>, diags: &mut Vec<Diagnostic>, files: &mut Files) {
-    let input = normalize(input);
-    if input.is_dir() {
-        let mut stack = vec![input.clone()];
-        let mut visited = 0usize;
-        while let Some(dir) = stack.pop() {
-            visited += 1;
-            if visited > 10_000 {
-                break;
-            }
-            let Ok(entries) = std::fs::read_dir(&dir) else {
-                continue;
-            };
-            let mut entries: Vec<PathBuf> =
-                entries.filter_map(|e| e.ok().map(|e| e.path())).collect();
-            entries.sort();
-            let mut subdirs = Vec::new();
-            for path in entries {
-                let name = path
-                    .file_name()
-                    .and_then(|n| n.to_str())
-                    .unwrap_or_default();
-                if name.starts_with('.') || name == "node_modules" || name == "target" {
-                    continue;
-                }
-                if path.is_dir() {
-                    subdirs.push(path);
-                } else if is_spec_name(name) {
-                    found.push(Found {
-                        path: normalize(&path),
-                        base: input.clone(),
-                        explicit: false,
-                    });
-                }
-            }
-            subdirs.reverse();
-            stack.extend(subdirs);
+/// Confines reads to the folders given, the folders of the files given (an apictl project's folder
+/// for a `Definitions/` file, where its `api.yaml` is) and the extra roots of `options`.
+fn allow_roots(inputs: &[PathBuf], options: &Options, files: &mut Files) {
+    for input in inputs {
+        let input = normalize(input);
+        match input_kind(&input) {
+            InputKind::Folder => files.allow_root(&input),
+            InputKind::File => files.allow_folder_of(&input),
+            InputKind::Missing => {}
         }
-    } else if input.is_file() {
-        let base = input.parent().map(Path::to_path_buf).unwrap_or_default();
-        found.push(Found {
-            path: input,
-            base,
-            explicit: true,
-        });
-    } else {
-        let id = files.sources.add(input.clone(), String::new());
-        diags.push(
-            Diagnostic::error(
-                "input-unreadable",
-                format!("`{}` does not exist", input.display()),
-            )
-            .with_help("pass spec files or folders that hold them")
-            .at(file_start(id), ""),
-        );
+    }
+    for root in &options.allow_roots {
+        files.allow_root(root);
     }
 }
 
-fn is_spec_name(name: &str) -> bool {
-    let lower = name.to_ascii_lowercase();
-    lower.ends_with(".yaml") || lower.ends_with(".yml") || lower.ends_with(".json")
+/// Finds the documents under `input` (see [`spec_files_under`] for how folders are walked).
+fn discover(input: &Path, found: &mut Vec<Found>, diags: &mut Vec<Diagnostic>, files: &mut Files) {
+    let input = normalize(input);
+    match input_kind(&input) {
+        InputKind::Folder => {
+            let remaining = files.limits.max_files.saturating_sub(found.len());
+            let walk = spec_files_under(&input, remaining);
+            for (link, target) in walk.loops {
+                let id = files.sources.add(link.clone(), String::new());
+                diags.push(
+                    Diagnostic::warning(
+                        "input-folder-loop",
+                        format!(
+                            "`{}` leads to `{}`, a folder already searched; it was skipped",
+                            link.display(),
+                            target.display()
+                        ),
+                    )
+                    .with_help("remove the link, or point it at a folder outside the one given to `compile`")
+                    .at(file_start(id), ""),
+                );
+            }
+            if walk.truncated {
+                let id = files.sources.add(input.clone(), String::new());
+                diags.push(
+                    Diagnostic::error(
+                        "input-too-many-files",
+                        format!(
+                            "`{}` holds more than {} spec files (the limit); the rest were not read",
+                            input.display(),
+                            files.limits.max_files
+                        ),
+                    )
+                    .with_help("compile fewer folders at once, remove stray files, or raise the limit with `compile --max-files N` (`Limits::max_files`)")
+                    .at(file_start(id), ""),
+                );
+            }
+            found.extend(walk.files.into_iter().map(|path| Found {
+                path,
+                base: input.clone(),
+                explicit: false,
+            }));
+        }
+        InputKind::File => {
+            let base = input.parent().map(Path::to_path_buf).unwrap_or_default();
+            found.push(Found {
+                path: input,
+                base,
+                explicit: true,
+            });
+        }
+        InputKind::Missing => {
+            let id = files.sources.add(input.clone(), String::new());
+            diags.push(
+                Diagnostic::error(
+                    "input-unreadable",
+                    format!("`{}` does not exist", input.display()),
+                )
+                .with_help("pass spec files or folders that hold them")
+                .at(file_start(id), ""),
+            );
+        }
+    }
 }
 
 fn relative_display(path: &Path, base: &Path) -> String {

@@ -40,11 +40,13 @@ pub struct Diagnostic {
 }
 
 impl Diagnostic {
+    /// Messages and help quote spec values: URL user-info in them is redacted here, once for
+    /// every renderer and for the runtime.
     pub fn error(code: &'static str, message: impl Into<String>) -> Self {
         Diagnostic {
             code,
             severity: Severity::Error,
-            message: message.into(),
+            message: crate::redact::user_info(&message.into()).into_owned(),
             help: None,
             span: None,
             pointer: String::new(),
@@ -66,7 +68,7 @@ impl Diagnostic {
     }
 
     pub fn with_help(mut self, help: impl Into<String>) -> Self {
-        self.help = Some(help.into());
+        self.help = Some(crate::redact::user_info(&help.into()).into_owned());
         self
     }
 

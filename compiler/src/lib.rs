@@ -34,6 +34,7 @@ pub mod files;
 pub mod model;
 pub mod plan;
 pub mod plan_diff;
+pub mod redact;
 pub mod refs;
 pub mod render;
 pub mod rules;

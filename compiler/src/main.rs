@@ -45,6 +45,19 @@ struct Cli {
     #[arg(long, value_name = "CONTEXT")]
     context: Option<String>,
 
+    /// Also allow reading spec files and `$ref` targets under DIR (repeatable). By default the
+    /// compiler reads only inside the folders given and the folders of the files given.
+    #[arg(long = "allow-root", value_name = "DIR")]
+    allow_roots: Vec<PathBuf>,
+
+    /// Most files one compilation reads (spec files and `$ref` targets).
+    #[arg(long, value_name = "N", default_value_t = portico_compiler::source::Limits::default().max_files)]
+    max_files: usize,
+
+    /// Most MiB one compilation reads, all files together.
+    #[arg(long, value_name = "N", default_value_t = portico_compiler::source::Limits::default().max_total_bytes / (1024 * 1024))]
+    max_total_mib: u64,
+
     /// How to print diagnostics: human (stderr), json, sarif or github (stdout).
     #[arg(long, default_value = "human", value_parser = ["human", "json", "sarif", "github"])]
     format: String,
@@ -83,11 +96,14 @@ fn read_old_plan(path: &std::path::Path) -> Result<portico_compiler::Plan, Strin
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let options = Options {
+    let mut options = Options {
         lint: cli.lint,
         context: cli.context.clone(),
+        allow_roots: cli.allow_roots.clone(),
         ..Options::default()
     };
+    options.limits.max_files = cli.max_files;
+    options.limits.max_total_bytes = cli.max_total_mib.saturating_mul(1024 * 1024);
     if let Some(ctx) = &cli.context {
         if !ctx.starts_with('/') {
             eprintln!("error: --context must start with `/` (got `{ctx}`)");

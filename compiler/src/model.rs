@@ -612,6 +612,15 @@ fn lower_channels_v2(doc: &Resolved) -> Vec<Channel> {
     channels
 }
 
+/// The key in `channels` whose resolved channel is the same definition as `node` (both are copies
+/// of it, so they share its span), e.g. when `channels.echo` is itself a `$ref` into components.
+fn channel_key(channels: &Node, node: &Node) -> Option<String> {
+    channels
+        .entries()
+        .find(|(_, c)| c.span == node.span)
+        .map(|(k, _)| k.name.clone())
+}
+
 fn lower_channels_v3(doc: &Resolved) -> Vec<Channel> {
     let mut channels = Vec::new();
     let Some(map) = doc.root.get("channels") else {
@@ -653,10 +662,12 @@ fn lower_channels_v3(doc: &Resolved) -> Vec<Channel> {
         let Some(channel_node) = op.get("channel") else {
             continue;
         };
-        let channel_id = doc.origin(channel_node).and_then(|t| {
-            t.pointer
-                .strip_prefix("/channels/")
-                .map(crate::source::unescape_pointer_token)
+        let channel_id = channel_key(map, channel_node).or_else(|| {
+            doc.origin(channel_node).and_then(|t| {
+                t.pointer
+                    .strip_prefix("/channels/")
+                    .map(crate::source::unescape_pointer_token)
+            })
         });
         let Some(index) = channel_id.and_then(|id| channels.iter().position(|c| c.id == id)) else {
             continue;
@@ -666,12 +677,13 @@ fn lower_channels_v3(doc: &Resolved) -> Vec<Channel> {
         // channel if it names one, else on the operation's own.
         if let Some(reply) = op.get("reply") {
             let reply_channel = reply.get("channel").unwrap_or(channel_node);
-            let reply_index = doc
-                .origin(reply_channel)
-                .and_then(|t| {
-                    t.pointer
-                        .strip_prefix("/channels/")
-                        .map(crate::source::unescape_pointer_token)
+            let reply_index = channel_key(map, reply_channel)
+                .or_else(|| {
+                    doc.origin(reply_channel).and_then(|t| {
+                        t.pointer
+                            .strip_prefix("/channels/")
+                            .map(crate::source::unescape_pointer_token)
+                    })
                 })
                 .and_then(|id| channels.iter().position(|c| c.id == id))
                 .unwrap_or(index);

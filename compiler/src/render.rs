@@ -8,6 +8,7 @@ use miette::{
 use serde_json::{json, Value};
 
 use crate::diagnostics::{Diagnostic, Severity};
+use crate::redact;
 use crate::source::{SourceFile, SourceMap, Span};
 
 /// Output formats of `compile --format`.
@@ -46,8 +47,8 @@ pub fn to_json(sources: &SourceMap, d: &Diagnostic) -> Value {
     json!({
         "code": d.code,
         "severity": d.severity.as_str(),
-        "message": d.message,
-        "help": d.help,
+        "message": redact::user_info(&d.message),
+        "help": d.help.as_deref().map(redact::user_info),
         "file": path_of(sources, d),
         "line": d.span.map(|s| s.line),
         "column": d.span.map(|s| s.col),
@@ -79,11 +80,11 @@ pub fn human(sources: &SourceMap, diags: &[Diagnostic], color: bool) -> String {
             Severity::Warning => miette::Severity::Warning,
             Severity::Info => miette::Severity::Advice,
         };
-        let mut report = MietteDiagnostic::new(d.message.clone())
+        let mut report = MietteDiagnostic::new(redact::user_info(&d.message).into_owned())
             .with_code(d.code)
             .with_severity(severity);
         if let Some(help) = &d.help {
-            report = report.with_help(help.clone());
+            report = report.with_help(redact::user_info(help).into_owned());
         }
         let rendered = match d.span {
             Some(span) => {
@@ -150,10 +151,10 @@ pub fn github(sources: &SourceMap, diags: &[Diagnostic]) -> String {
             props.push(format!("col={}", span.col));
         }
         props.push(format!("title={}", escape_prop(d.code)));
-        let mut message = d.message.clone();
+        let mut message = redact::user_info(&d.message).into_owned();
         if let Some(help) = &d.help {
             message.push_str("\nhelp: ");
-            message.push_str(help);
+            message.push_str(&redact::user_info(help));
         }
         out.push_str(&format!(
             "::{level} {}::{}\n",
@@ -190,10 +191,10 @@ pub fn sarif(sources: &SourceMap, diags: &[Diagnostic]) -> String {
                 Severity::Warning => "warning",
                 Severity::Info => "note",
             };
-            let mut text = d.message.clone();
+            let mut text = redact::user_info(&d.message).into_owned();
             if let Some(help) = &d.help {
                 text.push_str(" (help: ");
-                text.push_str(help);
+                text.push_str(&redact::user_info(help));
                 text.push(')');
             }
             let mut result = json!({
@@ -260,7 +261,8 @@ impl Excerpt {
         let mut offset = 0;
         let mut len = 1;
         for i in first..=last {
-            let line = file.line_text(i + 1);
+            // Masked, not cut out: the caret's column must not move.
+            let line = redact::mask_user_info(file.line_text(i + 1));
             let chars: Vec<char> = line.chars().collect();
             let cut_left = window_start > 0 && chars.len() > EXCERPT_WIDTH;
             let start = if cut_left {

@@ -73,8 +73,17 @@ pub struct Limits {
     pub max_file_bytes: u64,
     /// Deepest nesting of sequences and mappings.
     pub max_depth: usize,
-    /// Most nodes in one file after alias expansion.
+    /// Most nodes in one file after alias expansion, and in one document after `$ref` expansion.
     pub max_nodes: usize,
+    /// Most memory (estimated, in bytes) that YAML aliases may add to one file, counting the copies
+    /// kept for anchors. Checked before copying, so a refused "billion laughs" costs about this.
+    pub max_alias_bytes: u64,
+    /// Most memory (estimated, in bytes) one document may take once its `$ref`s are resolved.
+    pub max_resolved_bytes: u64,
+    /// Most files one compilation reads (spec files and `$ref` targets).
+    pub max_files: usize,
+    /// Most bytes one compilation reads, all files together.
+    pub max_total_bytes: u64,
 }
 
 impl Default for Limits {
@@ -83,6 +92,10 @@ impl Default for Limits {
             max_file_bytes: 16 * 1024 * 1024,
             max_depth: 256,
             max_nodes: 2_000_000,
+            max_alias_bytes: 8 * 1024 * 1024,
+            max_resolved_bytes: 256 * 1024 * 1024,
+            max_files: 10_000,
+            max_total_bytes: 256 * 1024 * 1024,
         }
     }
 }
@@ -202,6 +215,35 @@ impl Node {
             }
         }
         total
+    }
+
+    /// Estimated memory of this node alone (its own string and key, not its children), in bytes.
+    pub fn own_bytes(&self) -> u64 {
+        let own = match &self.value {
+            NodeValue::String(s) => s.len(),
+            NodeValue::Map(entries) => entries
+                .iter()
+                .map(|(k, _)| std::mem::size_of::<Key>() + k.name.len())
+                .sum(),
+            _ => 0,
+        };
+        (std::mem::size_of::<Node>() + own) as u64
+    }
+
+    /// Number of nodes in this subtree and their estimated memory in bytes.
+    pub fn weight(&self) -> (usize, u64) {
+        let (mut count, mut bytes) = (0, 0);
+        let mut stack = vec![self];
+        while let Some(node) = stack.pop() {
+            count += 1;
+            bytes += node.own_bytes();
+            match &node.value {
+                NodeValue::Seq(items) => stack.extend(items.iter()),
+                NodeValue::Map(entries) => stack.extend(entries.iter().map(|(_, v)| v)),
+                _ => {}
+            }
+        }
+        (count, bytes)
     }
 
     /// Short name of the value's type, as users would say it.
@@ -380,8 +422,11 @@ struct TreeBuilder<'a> {
     text: &'a str,
     limits: &'a Limits,
     problems: Vec<ParseProblem>,
-    anchors: HashMap<usize, Node>,
+    /// Anchored nodes with their weight (nodes, estimated bytes), so that an alias is priced
+    /// before it is copied.
+    anchors: HashMap<usize, (Node, usize, u64)>,
     nodes: usize,
+    alias_bytes: u64,
     /// Byte offsets of line starts, to turn (line, col) markers into byte offsets cheaply.
     line_starts: Vec<usize>,
 }
@@ -396,6 +441,7 @@ impl<'a> TreeBuilder<'a> {
             problems: Vec::new(),
             anchors: HashMap::new(),
             nodes: 0,
+            alias_bytes: 0,
             line_starts,
         }
     }
@@ -484,20 +530,29 @@ impl<'a> TreeBuilder<'a> {
                     None
                 }
                 Event::Alias(id) => match self.anchors.get(&id) {
-                    Some(node) => {
-                        let mut node = node.clone();
-                        self.nodes += node.count();
-                        if self.nodes > self.limits.max_nodes {
+                    Some((node, count, bytes)) => {
+                        // Priced before copying: a refused bomb costs no more than the limits.
+                        self.nodes += count;
+                        self.alias_bytes += bytes;
+                        let over = if self.nodes > self.limits.max_nodes {
+                            Some(format!("beyond {} nodes", self.limits.max_nodes))
+                        } else if self.alias_bytes > self.limits.max_alias_bytes {
+                            Some(format!(
+                                "by more than {} MiB",
+                                self.limits.max_alias_bytes / (1024 * 1024)
+                            ))
+                        } else {
+                            None
+                        };
+                        if let Some(over) = over {
                             return Err(self.problem(
                                 "yaml-too-large",
-                                format!(
-                                    "aliases expand this document beyond {} nodes",
-                                    self.limits.max_nodes
-                                ),
+                                format!("aliases expand this document {over}"),
                                 "this looks like an alias bomb (\"billion laughs\"); write the values out or use `$ref`",
                                 span,
                             ));
                         }
+                        let mut node = node.clone();
                         node.span = span;
                         Some(node)
                     }
@@ -519,7 +574,8 @@ impl<'a> TreeBuilder<'a> {
                         span,
                     };
                     if anchor > 0 {
-                        self.anchors.insert(anchor, node.clone());
+                        let bytes = node.own_bytes();
+                        self.anchors.insert(anchor, (node.clone(), 1, bytes));
                     }
                     Some(node)
                 }
@@ -575,7 +631,21 @@ impl<'a> TreeBuilder<'a> {
                         None => continue,
                     };
                     if anchor > 0 {
-                        self.anchors.insert(anchor, node.clone());
+                        // The anchor's copy costs memory too, and may hold expanded aliases.
+                        let (count, bytes) = node.weight();
+                        self.alias_bytes += bytes;
+                        if self.alias_bytes > self.limits.max_alias_bytes {
+                            return Err(self.problem(
+                                "yaml-too-large",
+                                format!(
+                                    "aliases expand this document by more than {} MiB",
+                                    self.limits.max_alias_bytes / (1024 * 1024)
+                                ),
+                                "this looks like an alias bomb (\"billion laughs\"); write the values out or use `$ref`",
+                                node.span,
+                            ));
+                        }
+                        self.anchors.insert(anchor, (node.clone(), count, bytes));
                     }
                     Some(node)
                 }

@@ -225,12 +225,12 @@ fn billion_laughs_is_refused_at_the_alias_that_crosses_the_limit() {
     }
     let dir = temp();
     let path = write(dir.path(), "laughs.yaml", &text);
-    // Up to lol5 about 1.23 million nodes exist; the first `*lol5` adds 1,111,111 more and crosses
-    // the default limit of 2,000,000.
-    let out = refused(&path, "yaml-too-large", common::pos_nth(&text, "*lol5", 0));
-    assert_eq!(common::pos_nth(&text, "*lol5", 0).0, 8);
+    // Priced in bytes before anything is copied: the last `*lol3` of `lol4` is the first alias to
+    // take the expansion past the default 8 MiB, long before the 2,000,000-node limit.
+    let out = refused(&path, "yaml-too-large", common::pos_nth(&text, "*lol3", 9));
+    assert_eq!(common::pos_nth(&text, "*lol3", 9).0, 6);
     assert!(
-        message(&out).contains("aliases expand"),
+        message(&out).contains("aliases expand this document by more than 8 MiB"),
         "{}",
         message(&out)
     );

@@ -710,3 +710,41 @@ fn diff_against_an_unreadable_plan_is_a_usage_error() {
     let out = run(dir.path(), &["api.yaml", "--diff", "bad.json"]);
     assert_eq!(code(&out), 2, "{}", stderr(&out));
 }
+
+#[test]
+fn allow_root_lets_refs_reach_a_shared_folder_and_is_refused_without_it() {
+    let dir = tempfile::tempdir().unwrap();
+    write(dir.path(), "shared/chat.yaml", "payload:\n  type: string\n");
+    let text = edit(
+        &clean(),
+        "    messages:\n      chat:\n        payload:\n          type: string\n",
+        "    messages:\n      chat:\n        $ref: '../shared/chat.yaml'\n",
+    );
+    write(dir.path(), "specs/api.yaml", &text);
+    let out = run(dir.path(), &["specs"]);
+    assert_eq!(code(&out), 1, "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(err.contains("ref-outside-root"), "{err}");
+    assert!(
+        err.contains("`specs`") && err.contains("--allow-root"),
+        "{err}"
+    );
+
+    let out = run(dir.path(), &["specs", "--allow-root", "shared"]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+}
+
+#[test]
+fn max_files_flag_sets_the_file_budget() {
+    let dir = folder_with(&clean());
+    write(dir.path(), "more.yaml", "fragment: true\n");
+    let out = run(dir.path(), &[".", "--max-files", "1"]);
+    assert_eq!(code(&out), 1, "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("input-too-many-files"),
+        "{}",
+        stderr(&out)
+    );
+    let out = run(dir.path(), &[".", "--max-files", "2"]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+}

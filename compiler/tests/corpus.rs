@@ -15,6 +15,8 @@ use portico_compiler::{compile, Compilation, Options};
 fn lint() -> Options {
     Options {
         lint: true,
+        // Examples compiled one file at a time `$ref` their siblings (`../common/…`).
+        allow_roots: vec![corpus()],
         ..Options::default()
     }
 }

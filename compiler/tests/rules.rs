@@ -596,6 +596,157 @@ fn ref_expansion_over_the_node_limit_is_reported_once() {
     c.no_errors();
 }
 
+#[test]
+fn empty_ref_is_an_error_at_the_ref() {
+    let text = with_message_ref("");
+    let c = check(&text, &gateway());
+    let d = c.expect("ref-empty", Error, pos(&text, "''"), MESSAGE_REF);
+    assert!(d.message.contains("empty"), "{}", d.message);
+    c.lacks("ref-unresolved");
+    check(
+        &with_message_ref("#/components/messages/chatMessage"),
+        &gateway(),
+    )
+    .lacks("ref-empty");
+}
+
+#[test]
+fn ref_outside_the_spec_folder_is_refused_at_the_ref_naming_the_root() {
+    let outer = tempfile::tempdir().unwrap();
+    write(outer.path(), "secret.yaml", "payload:\n  type: string\n");
+    let specs = outer.path().join("specs");
+    let text = with_message_ref("../secret.yaml");
+    let main = write(&specs, "api.yaml", &text);
+    let c = check_paths(
+        outer,
+        main.clone(),
+        std::slice::from_ref(&specs),
+        &gateway(),
+    );
+    let d = c.expect(
+        "ref-outside-root",
+        Error,
+        pos(&text, "'../secret.yaml'"),
+        MESSAGE_REF,
+    );
+    assert!(
+        d.message.contains(&format!("`{}`", specs.display())),
+        "names the root: {}",
+        d.message
+    );
+    assert!(d.help.as_deref().unwrap().contains("--allow-root"));
+    assert!(c.out.plan.is_none());
+
+    // Allowing the parent folder lets it resolve.
+    let options = Options {
+        allow_roots: vec![c.dir.path().to_path_buf()],
+        ..gateway()
+    };
+    let out = compile(std::slice::from_ref(&specs), &options);
+    assert!(
+        !out.diagnostics.iter().any(|d| d.code == "ref-outside-root"),
+        "{:?}",
+        out.diagnostics
+    );
+    assert!(out.plan.is_some(), "{:?}", out.diagnostics);
+}
+
+#[cfg(unix)]
+#[test]
+fn spec_file_linked_from_outside_the_folder_is_refused() {
+    let outer = tempfile::tempdir().unwrap();
+    let real = write(outer.path(), "elsewhere/real.yaml", chat2());
+    let specs = outer.path().join("specs");
+    let main = write(&specs, "api.yaml", chat3());
+    std::os::unix::fs::symlink(&real, specs.join("linked.yaml")).unwrap();
+    let c = check_paths(outer, main, std::slice::from_ref(&specs), &gateway());
+    let d = c.one("input-outside-root");
+    assert_eq!(d.severity, Error);
+    assert!(c.file_of(d).ends_with("linked.yaml"), "{}", c.dump());
+    assert!(d.message.contains("resolves to"), "{}", d.message);
+    assert_eq!(c.out.documents.len(), 1, "only api.yaml is read");
+
+    // The same folder without the link has nothing outside.
+    std::fs::remove_file(specs.join("linked.yaml")).unwrap();
+    let out = compile(std::slice::from_ref(&specs), &gateway());
+    assert!(!out
+        .diagnostics
+        .iter()
+        .any(|d| d.code == "input-outside-root"));
+}
+
+#[cfg(unix)]
+#[test]
+fn folder_link_back_to_an_ancestor_is_skipped_with_a_warning() {
+    let dir = tempfile::tempdir().unwrap();
+    let main = write(dir.path(), "api.yaml", chat3());
+    std::os::unix::fs::symlink(".", dir.path().join("loop")).unwrap();
+    let folder = dir.path().to_path_buf();
+    let c = check_paths(dir, main, std::slice::from_ref(&folder), &gateway());
+    let d = c.one("input-folder-loop");
+    assert_eq!(d.severity, Warning);
+    assert!(c.file_of(d).ends_with("loop"), "{}", c.dump());
+    assert_eq!(c.out.documents.len(), 1);
+    assert!(c.out.plan.is_some(), "a warning only: {}", c.dump());
+
+    std::fs::remove_file(folder.join("loop")).unwrap();
+    let out = compile(std::slice::from_ref(&folder), &gateway());
+    assert!(out.diagnostics.is_empty(), "{:?}", out.diagnostics);
+}
+
+#[test]
+fn more_files_than_the_limit_is_an_error_naming_the_limit() {
+    let dir = tempfile::tempdir().unwrap();
+    let main = write(dir.path(), "a.yaml", chat3());
+    write(dir.path(), "b.yaml", "fragment: true\n");
+    write(dir.path(), "c.yaml", "fragment: true\n");
+    let folder = dir.path().to_path_buf();
+    let c = check_paths(
+        dir,
+        main,
+        std::slice::from_ref(&folder),
+        &limits(|l| l.max_files = 2),
+    );
+    let d = c.one("input-too-many-files");
+    assert_eq!(d.severity, Error);
+    assert!(d.message.contains("more than 2"), "{}", d.message);
+    assert!(d.help.as_deref().unwrap().contains("--max-files"));
+
+    let out = compile(std::slice::from_ref(&folder), &limits(|l| l.max_files = 3));
+    assert!(!out
+        .diagnostics
+        .iter()
+        .any(|d| d.code == "input-too-many-files"));
+    assert!(out.plan.is_some(), "{:?}", out.diagnostics);
+}
+
+#[test]
+fn more_bytes_than_the_total_limit_is_an_error_naming_the_limit() {
+    let dir = tempfile::tempdir().unwrap();
+    let text = chat3();
+    let main = write(dir.path(), "a.yaml", &text);
+    write(dir.path(), "b.yaml", "fragment: true\n");
+    let folder = dir.path().to_path_buf();
+    let total = (text.len() + "fragment: true\n".len()) as u64;
+    let c = check_paths(
+        dir,
+        main,
+        std::slice::from_ref(&folder),
+        &limits(|l| l.max_total_bytes = total - 1),
+    );
+    let d = c.one("input-total-too-large");
+    assert_eq!(d.severity, Error);
+    assert!(d.message.contains("the limit"), "{}", d.message);
+    assert!(d.help.as_deref().unwrap().contains("--max-total-mib"));
+    assert!(c.file_of(d).ends_with("b.yaml"), "{}", c.dump());
+
+    let out = compile(
+        std::slice::from_ref(&folder),
+        &limits(|l| l.max_total_bytes = total),
+    );
+    assert!(out.diagnostics.is_empty(), "{:?}", out.diagnostics);
+}
+
 // ---------------------------------------------------------------------------------------------
 // The official JSON Schema (schema.rs)
 
@@ -678,6 +829,46 @@ fn server_name_with_a_space_is_invalid() {
     );
 
     check(&edit(&text, "my server", "my-server_2"), &lint()).lacks("asyncapi-server-key");
+}
+
+#[test]
+fn server_url_with_user_info_is_an_error_shown_redacted() {
+    let text = servers2(
+        r#"
+          prod:
+            url: ws://alice:s3cret@backend:8080
+            protocol: ws
+        "#,
+    );
+    let c = check(&text, &lint());
+    let d = c.expect(
+        "asyncapi-server-credentials",
+        Error,
+        pos(&text, "ws://alice"),
+        "/servers/prod/url",
+    );
+    let shown = portico_compiler::render::human(&c.out.files.sources, &c.out.diagnostics, false);
+    assert!(
+        !shown.contains("s3cret") && !shown.contains("alice"),
+        "{shown}"
+    );
+    assert!(!d.message.contains("s3cret"), "{}", d.message);
+    check(&edit(&text, "alice:s3cret@", ""), &lint()).lacks("asyncapi-server-credentials");
+
+    // AsyncAPI 3 writes the host without a scheme.
+    let text3 = edit(
+        &chat3(),
+        "channels:\n",
+        "servers:\n  prod:\n    host: 'bob:pw@backend:8080'\n    protocol: ws\nchannels:\n",
+    );
+    let c = check(&text3, &lint());
+    c.expect(
+        "asyncapi-server-credentials",
+        Error,
+        pos(&text3, "'bob:pw@"),
+        "/servers/prod/host",
+    );
+    check(&edit(&text3, "bob:pw@", ""), &lint()).lacks("asyncapi-server-credentials");
 }
 
 #[test]

@@ -359,7 +359,10 @@ operations:
         let first = &plan["lastReloadError"][0];
         assert!(first["code"].is_string(), "{plan}");
         assert!(first["line"].as_u64().is_some_and(|l| l >= 1), "{plan}");
-        assert!(first["file"].as_str().unwrap().ends_with("chat.yaml"), "{plan}");
+        assert!(
+            first["file"].as_str().unwrap().ends_with("chat.yaml"),
+            "{plan}"
+        );
         assert!(!plan.to_string().contains('╭'), "{plan}");
         assert!(route(&g, "/docs/chat-api-1.0.0.html")
             .body

@@ -28,6 +28,11 @@ pub struct Config {
     #[arg(long, env = "PORTICO_WATCH")]
     pub watch: bool,
 
+    /// A folder besides the spec folders that the specs' `$ref`s may read (as `compile
+    /// --allow-root`; repeatable, or comma-separated in the environment).
+    #[arg(long = "allow-root", env = "PORTICO_ALLOW_ROOTS", value_name = "DIR", value_delimiter = ',')]
+    pub allow_roots: Vec<PathBuf>,
+
     /// Context for specs that name none (as `compile --context`).
     #[arg(long, env = "PORTICO_CONTEXT")]
     pub context: Option<String>,

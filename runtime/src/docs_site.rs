@@ -68,4 +68,3 @@ pub fn docs_base_url(config: &Config) -> String {
     };
     format!("ws://{host}:{}", addr.port())
 }
-

@@ -46,6 +46,7 @@ async fn run(config: Config) -> ExitCode {
             paths: config.specs.clone(),
             options: portico_compiler::Options {
                 context: config.context.clone(),
+                allow_roots: config.allow_roots.clone(),
                 ..Default::default()
             },
         },

@@ -459,6 +459,8 @@ async fn a_ref_target_outside_the_folder_is_watched() {
             )
             .unwrap();
         })
+        // The test's temporary folders live under the system's temporary folder.
+        .args(&["--allow-root", std::env::temp_dir().to_str().unwrap()])
         .start()
         .await;
     g.wait_watching().await;

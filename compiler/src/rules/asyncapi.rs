@@ -89,6 +89,20 @@ fn server_variables(root: &Node, version: SpecVersion, diags: &mut Vec<Diagnosti
                 continue;
             };
             let Some(text) = value.as_str() else { continue };
+            // A 3.x `host` has no scheme, so any `@` in it introduces user-info.
+            if crate::redact::has_user_info(text) || (*field == "host" && text.contains('@')) {
+                diags.push(
+                    Diagnostic::error(
+                        "asyncapi-server-credentials",
+                        format!(
+                            "server `{}` has a user name or password in its {field}",
+                            name.name
+                        ),
+                    )
+                    .with_help("remove them from the spec, which is published in docs and plans; give credentials to the runtime (its configuration or environment) instead")
+                    .at(value.span, ptr(&pointer, field)),
+                );
+            }
             for var in template_parameters(text) {
                 if var.is_empty() {
                     diags.push(
@@ -873,15 +887,25 @@ fn v3_operation_messages(files: &Files, file: FileId, diags: &mut Vec<Diagnostic
                         .strip_prefix(&channel.pointer)
                         .is_some_and(|rest| rest.starts_with("/messages/"))
             };
-            // Also accept a reference to the very same message object the channel references.
+            // Also accept any spelling that lands on the same definition as one of the channel's
+            // messages (through the `$ref`s the pointers cross, and chains of them).
             let same_target = refs::target_of(files, m).is_some_and(|t| {
                 files
                     .tree(channel.file)
                     .and_then(|r| r.pointer(&channel.pointer))
                     .and_then(|c| c.get("messages"))
                     .is_some_and(|msgs| {
-                        msgs.entries()
-                            .any(|(_, cm)| refs::target_of(files, cm).as_ref() == Some(&t))
+                        msgs.entries().any(|(name, _)| {
+                            let own = refs::Target {
+                                file: channel.file,
+                                pointer: format!(
+                                    "{}/messages/{}",
+                                    channel.pointer,
+                                    crate::source::escape_pointer_token(&name.name)
+                                ),
+                            };
+                            refs::follow(files, &own).as_ref() == Some(&t)
+                        })
                     })
             });
             if !through_channel && !same_target {
