@@ -198,6 +198,35 @@ pub struct Rate {
     pub period_seconds: u64,
 }
 
+impl Rate {
+    /// `1000/min`, `1M/day`, `50/s`, `10K/hour`, `5 / second`; `None` for anything else.
+    pub fn parse(text: &str) -> Option<Rate> {
+        let (count, unit) = text.split_once('/')?;
+        let count = count.trim();
+        let (digits, factor) = match count.char_indices().last()? {
+            (i, 'k' | 'K') => (&count[..i], 1_000),
+            (i, 'm' | 'M') => (&count[..i], 1_000_000),
+            (i, 'g' | 'G') => (&count[..i], 1_000_000_000),
+            _ => (count, 1),
+        };
+        if digits.is_empty() || !digits.chars().all(|c| c.is_ascii_digit()) {
+            return None;
+        }
+        let limit = digits.parse::<u64>().ok()?.checked_mul(factor)?;
+        let period_seconds = match unit.trim() {
+            "s" | "sec" | "second" => 1,
+            "min" | "minute" => 60,
+            "h" | "hour" => 3_600,
+            "d" | "day" => 86_400,
+            _ => return None,
+        };
+        (limit > 0).then_some(Rate {
+            limit,
+            period_seconds,
+        })
+    }
+}
+
 /// One token bucket: messages and/or bytes, or a tier named in the runtime configuration.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
@@ -493,6 +522,27 @@ mod tests {
             .to_json()
             .replace("\"planVersion\": 1", "\"planVersion\": 0");
         assert!(matches!(Plan::from_json(&old), Err(PlanError::Version(0))));
+    }
+
+    #[test]
+    fn rates() {
+        let r = |t: &str| Rate::parse(t).map(|r| (r.limit, r.period_seconds));
+        assert_eq!(r("1000/min"), Some((1000, 60)));
+        assert_eq!(r("1M/day"), Some((1_000_000, 86_400)));
+        assert_eq!(r("10K / hour"), Some((10_000, 3_600)));
+        assert_eq!(r("5/s"), Some((5, 1)));
+        for bad in [
+            "0/s",
+            "1000/minutes",
+            "x/s",
+            "1000",
+            "-1/s",
+            "1.5/s",
+            "/s",
+            "99999999999999999999/s",
+        ] {
+            assert_eq!(r(bad), None, "{bad}");
+        }
     }
 
     #[test]

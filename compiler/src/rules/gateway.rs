@@ -839,7 +839,7 @@ fn bucket(node: &Node, pointer: &str, diags: &mut Vec<Diagnostic>) -> Bucket {
     let mut rate = |key: &str| {
         let n = node.get(key)?;
         let text = n.as_str()?;
-        match parse_rate(text) {
+        match Rate::parse(text) {
             Some(r) => Some(r),
             None => {
                 diags.push(
@@ -862,33 +862,6 @@ fn bucket(node: &Node, pointer: &str, diags: &mut Vec<Diagnostic>) -> Bucket {
         bytes,
         burst: node.get("burst").and_then(|n| n.to_json().as_u64()),
     }
-}
-
-/// `1000/min`, `1M/day`, `50/s`, `10K/hour`, `5 / second`.
-pub fn parse_rate(text: &str) -> Option<Rate> {
-    let (count, unit) = text.split_once('/')?;
-    let count = count.trim();
-    let (digits, factor) = match count.char_indices().last()? {
-        (i, 'k' | 'K') => (&count[..i], 1_000),
-        (i, 'm' | 'M') => (&count[..i], 1_000_000),
-        (i, 'g' | 'G') => (&count[..i], 1_000_000_000),
-        _ => (count, 1),
-    };
-    if digits.is_empty() || !digits.chars().all(|c| c.is_ascii_digit()) {
-        return None;
-    }
-    let limit = digits.parse::<u64>().ok()?.checked_mul(factor)?;
-    let period_seconds = match unit.trim() {
-        "s" | "sec" | "second" => 1,
-        "min" | "minute" => 60,
-        "h" | "hour" => 3_600,
-        "d" | "day" => 86_400,
-        _ => return None,
-    };
-    (limit > 0).then_some(Rate {
-        limit,
-        period_seconds,
-    })
 }
 
 /// Whether an operation id named in `x-gateway` exists; reports it with a suggestion otherwise.
