@@ -42,6 +42,8 @@ pub struct Gateway {
     pub config: Config,
     /// The plan being served; `None` until the first successful load.
     pub table: ArcSwapOption<RouteTable>,
+    /// The traffic policies of the plan being served, swapped just before `table`.
+    pub traffic: ArcSwapOption<policy::message::TrafficTable>,
     pub metrics: Metrics,
     pub connections: Arc<Connections>,
     pub tls: Arc<rustls::ClientConfig>,
@@ -83,6 +85,7 @@ impl Gateway {
         Ok(Arc::new(Gateway {
             config,
             table: ArcSwapOption::empty(),
+            traffic: ArcSwapOption::empty(),
             metrics: Metrics::default(),
             connections: Arc::new(Connections::default()),
             tls,

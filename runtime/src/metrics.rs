@@ -64,6 +64,8 @@ pub struct Metrics {
     pub backend_connect_seconds: HistogramFamily<ApiLabels>,
     pub reloads: Family<ResultLabels, Counter>,
     pub plan: Family<PlanLabels, Gauge>,
+    /// Counters of the traffic policies (throttling, validation, handshake refusals).
+    pub policy: std::sync::Arc<crate::policy::message::PolicyMetrics>,
 }
 
 fn connect_histogram() -> Histogram {
@@ -83,8 +85,10 @@ impl Default for Metrics {
             backend_connect_seconds: Family::new_with_constructor(connect_histogram),
             reloads: Family::default(),
             plan: Family::default(),
+            policy: Default::default(),
             registry: Registry::default(),
         };
+        m.policy.register(&mut registry);
         registry.register(
             "connections_open",
             "Client connections open now",

@@ -154,6 +154,12 @@ fn store_docs(gateway: &Gateway, site: DocsSite) {
 /// Swaps the route table and closes what it no longer serves.
 fn swap_table(gateway: &Gateway, plan: &Plan) -> usize {
     let table = Arc::new(RouteTable::new(plan));
+    let traffic = crate::policy::message::TrafficTable::build(
+        plan,
+        &crate::policy::throttle::ThrottlingConfig::default(),
+        &gateway.metrics.policy,
+    );
+    gateway.traffic.store(Some(Arc::new(traffic)));
     gateway.table.store(Some(table.clone()));
     gateway.metrics.set_plan(&plan.hash);
     gateway.connections.close_where(|api, route| {

@@ -237,6 +237,19 @@ async fn handshake(gateway: &Gateway, mut stream: TcpStream, peer: SocketAddr) -
         .await;
         return None;
     }
+    // Traffic policies: origin (403), the ws binding's contract (400), per-client caps (429).
+    // Until credentials exist, a client is its address.
+    let client: Arc<str> = Arc::from(peer.ip().to_string());
+    let admission = match gateway.traffic.load().as_deref() {
+        Some(traffic) => match traffic.admit(&api.context, &m.route.pattern, &head, client) {
+            Ok(admission) => admission,
+            Err(r) => {
+                refuse(gateway, &mut stream, r.status, &r.headers, &r.text).await;
+                return None;
+            }
+        },
+        None => crate::policy::message::Admission::default(),
+    };
     let api_limit = api
         .limits
         .max_connections
@@ -369,6 +382,7 @@ async fn handshake(gateway: &Gateway, mut stream: TcpStream, peer: SocketAddr) -
     Some(Session {
         client,
         backend: connected.socket,
+        admission,
         registration,
         metrics,
         api,
@@ -381,6 +395,8 @@ async fn handshake(gateway: &Gateway, mut stream: TcpStream, peer: SocketAddr) -
 struct Session {
     client: WebSocketStream<TcpStream>,
     backend: BackendSocket,
+    /// Held for the connection's life: its per-client slot and its message gate.
+    admission: crate::policy::message::Admission,
     registration: Registration,
     metrics: ConnectionMetrics,
     api: String,
@@ -395,6 +411,7 @@ impl Session {
         let Session {
             client,
             backend,
+            admission,
             registration,
             metrics,
             api,
@@ -407,6 +424,7 @@ impl Session {
             close_grace: Duration::from_secs(5),
         };
         let commands = registration.commands.clone();
+        let crate::policy::message::Admission { slot, gate } = admission;
         let m = metrics.clone();
         let end = Ended {
             gateway,
@@ -415,11 +433,18 @@ impl Session {
             api,
             route,
             opened: Instant::now(),
+            _slot: slot,
         };
         match backend {
-            BackendSocket::Plain(b) => spawn_relay(relay(client, b, options, m, commands), end),
-            BackendSocket::Tls(b) => spawn_relay(relay(client, *b, options, m, commands), end),
-            BackendSocket::Builtin(b) => spawn_relay(relay(client, b, options, m, commands), end),
+            BackendSocket::Plain(b) => {
+                spawn_relay(relay(client, b, options, m, commands, gate), end)
+            }
+            BackendSocket::Tls(b) => {
+                spawn_relay(relay(client, *b, options, m, commands, gate), end)
+            }
+            BackendSocket::Builtin(b) => {
+                spawn_relay(relay(client, b, options, m, commands, gate), end)
+            }
         }
     }
 }
@@ -439,6 +464,8 @@ struct Ended {
     api: String,
     route: String,
     opened: Instant,
+    /// The per-client connection slot, released when the connection ends.
+    _slot: Option<crate::policy::throttle::ConnectionSlot>,
 }
 
 impl Ended {

@@ -10,7 +10,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use portico_compiler::plan::{Bucket, OnThrottle, PlanApi, ValidationPolicy};
+use portico_compiler::plan::{Bucket, OnThrottle, Plan, PlanApi, ValidationPolicy};
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
@@ -48,7 +48,7 @@ impl Direction {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Verdict {
     Forward,
-    /// Do not relay it; send `frame` (a text frame) back to the message's sender.
+    /// Do not relay it; send `frame` (a text frame) to the client instead.
     Drop {
         frame: String,
     },
@@ -247,6 +247,65 @@ pub struct Admission<L: Limiter = LocalLimiter> {
     pub slot: Option<ConnectionSlot>,
     /// `None` when the route has no per-message policy: nothing to call per message.
     pub gate: Option<MessageGate<L>>,
+}
+
+impl<L: Limiter> Default for Admission<L> {
+    fn default() -> Self {
+        Admission {
+            slot: None,
+            gate: None,
+        }
+    }
+}
+
+/// Every API's traffic policies for one plan, by context; built on load and reload.
+pub struct TrafficTable {
+    apis: HashMap<String, Result<Arc<ApiTraffic>, String>>,
+}
+
+impl TrafficTable {
+    /// Compiles each API's policies. An API whose policies cannot be built (an unknown tier, a
+    /// schema that does not compile) is logged and refused with 503 rather than served without
+    /// them.
+    pub fn build(
+        plan: &Plan,
+        config: &ThrottlingConfig,
+        metrics: &Arc<PolicyMetrics>,
+    ) -> TrafficTable {
+        let apis = plan
+            .apis
+            .iter()
+            .map(|api| {
+                let compiled = ApiTraffic::compile(api, config, metrics.clone()).map(Arc::new);
+                if let Err(e) = &compiled {
+                    tracing::error!(api = %api.name, version = %api.version, "not serving the API, its traffic policies cannot be set up: {e}");
+                }
+                (api.context.clone(), compiled)
+            })
+            .collect();
+        TrafficTable { apis }
+    }
+
+    /// The handshake checks of the API at `context` for the route `pattern`.
+    pub fn admit(
+        &self,
+        context: &str,
+        pattern: &str,
+        head: &RequestHead,
+        client: Arc<str>,
+    ) -> Result<Admission, Refusal> {
+        match self.apis.get(context) {
+            Some(Ok(traffic)) => traffic.admit(pattern, head, client),
+            Some(Err(_)) => Err(Refusal::new(
+                503,
+                "this API's traffic policies could not be set up; the gateway's log says why",
+            )),
+            // The plan is being swapped: fail closed, briefly.
+            None => {
+                Err(Refusal::new(503, "the gateway is reloading; retry").header("retry-after", "1"))
+            }
+        }
+    }
 }
 
 impl<L: Limiter> ApiTraffic<L> {
