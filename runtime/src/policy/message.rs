@@ -22,7 +22,7 @@ use crate::policy::handshake_contract::HandshakeContract;
 use crate::policy::origin::check_origin;
 use crate::policy::throttle::{
     resolve_bucket, BucketId, BucketSpec, Charge, ConnectionSlot, Decision, HandshakeCaps, Limiter,
-    LocalLimiter, ThrottlingConfig, Unit,
+    LocalLimiter, ResolvedBucket, ThrottlingConfig, Unit,
 };
 use crate::policy::validate::{Outcome, RouteValidator};
 use crate::refusal::Refusal;
@@ -160,7 +160,11 @@ impl ApiTraffic<LocalLimiter> {
         let mut specs: Vec<BucketSpec> = Vec::new();
         let mut add =
             |bucket: &Bucket, per_client: bool| -> Result<Vec<(BucketId, Unit)>, String> {
-                let (messages, bytes, burst) = resolve_bucket(bucket, config)?;
+                let ResolvedBucket {
+                    messages,
+                    bytes,
+                    burst,
+                } = resolve_bucket(bucket, config)?;
                 let mut ids = Vec::new();
                 for (rate, unit) in [(messages, Unit::Messages), (bytes, Unit::Bytes)] {
                     let Some(rate) = rate else { continue };

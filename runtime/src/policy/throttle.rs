@@ -261,12 +261,20 @@ impl Limiter for LocalLimiter {
     }
 }
 
+/// A bucket's limits once its tier is looked up; a rate that is `None` is unlimited.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ResolvedBucket {
+    pub messages: Option<Rate>,
+    pub bytes: Option<Rate>,
+    pub burst: Option<u64>,
+}
+
 /// Resolves a plan bucket (limits written in the spec, or a tier name) against the configured
-/// tiers. `Ok(None)`: unlimited.
+/// tiers; limits written in the spec win over the tier's.
 pub fn resolve_bucket(
     bucket: &Bucket,
     config: &ThrottlingConfig,
-) -> Result<(Option<Rate>, Option<Rate>, Option<u64>), String> {
+) -> Result<ResolvedBucket, String> {
     let mut messages = bucket.messages;
     let mut bytes = bucket.bytes;
     let mut burst = bucket.burst;
@@ -282,7 +290,11 @@ pub fn resolve_bucket(
         bytes = bytes.or(tier.bytes.map(|r| r.0));
         burst = burst.or(tier.burst);
     }
-    Ok((messages, bytes, burst))
+    Ok(ResolvedBucket {
+        messages,
+        bytes,
+        burst,
+    })
 }
 
 /// Per-client caps checked at the handshake: concurrent connections and handshakes per second.
@@ -577,22 +589,26 @@ mod tests {
             tier: Some("AsyncGold".into()),
             ..Bucket::default()
         };
-        let (messages, bytes, _) = resolve_bucket(&gold, &config).expect("defined");
+        let gold = resolve_bucket(&gold, &config).expect("defined");
         assert_eq!(
-            messages,
+            gold.messages,
             Some(Rate {
                 limit: 50_000,
                 period_seconds: 86_400
             })
         );
-        assert_eq!(bytes, None);
+        assert_eq!(gold.bytes, None);
         let unlimited = Bucket {
             tier: Some("AsyncUnlimited".into()),
             ..Bucket::default()
         };
         assert_eq!(
             resolve_bucket(&unlimited, &config).unwrap(),
-            (None, None, None)
+            ResolvedBucket {
+                messages: None,
+                bytes: None,
+                burst: None
+            }
         );
         let unknown = Bucket {
             tier: Some("Platinum".into()),
