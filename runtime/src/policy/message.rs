@@ -267,6 +267,17 @@ pub struct TrafficTable {
     apis: HashMap<String, Result<Arc<ApiTraffic>, String>>,
 }
 
+impl std::fmt::Debug for TrafficTable {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mut apis: Vec<(&String, bool)> =
+            self.apis.iter().map(|(k, v)| (k, v.is_ok())).collect();
+        apis.sort();
+        f.debug_struct("TrafficTable")
+            .field("apis_ready", &apis)
+            .finish()
+    }
+}
+
 impl TrafficTable {
     /// Compiles each API's policies. An API whose policies cannot be built (an unknown tier, a
     /// schema that does not compile) is logged and refused with 503 rather than served without
