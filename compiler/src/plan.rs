@@ -97,6 +97,13 @@ pub struct PlanApi {
     pub endpoints: Endpoints,
     #[serde(default, skip_serializing_if = "ApiLimits::is_empty")]
     pub limits: ApiLimits,
+    /// `x-gateway.origins`: the `Origin`s allowed to connect (`*` wildcards in the host); empty
+    /// means any.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub origins: Vec<String>,
+    /// `x-gateway.throttling` without its per-operation part (that is on each route).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub throttling: Option<ApiThrottling>,
     pub source: SourceRef,
     pub routes: Vec<Route>,
 }
@@ -170,6 +177,160 @@ pub struct Route {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub scopes: Vec<String>,
     pub auth: RouteAuth,
+    /// The ws channel binding's `query` and `headers` schemas, checked at the handshake.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub handshake: Option<HandshakeContract>,
+    /// Per-operation buckets of `x-gateway.throttling.operations`, by direction.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub throttling: Option<RouteThrottling>,
+    /// `x-gateway.validation` resolved for this route's operations; absent: messages are not
+    /// validated.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub validation: Option<RouteValidation>,
+}
+
+/// What a client must send in its handshake (AsyncAPI `bindings.ws`).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct HandshakeContract {
+    /// JSON Schema (type object) of the query parameters.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub query: Option<Value>,
+    /// JSON Schema (type object) of the request headers.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub headers: Option<Value>,
+}
+
+/// A rate: `limit` units per `periodSeconds` (`1000/min` → 1000 per 60).
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Rate {
+    pub limit: u64,
+    pub period_seconds: u64,
+}
+
+impl Rate {
+    /// `1000/min`, `1M/day`, `50/s`, `10K/hour`, `5 / second`; `None` for anything else.
+    pub fn parse(text: &str) -> Option<Rate> {
+        let (count, unit) = text.split_once('/')?;
+        let count = count.trim();
+        let (digits, factor) = match count.char_indices().last()? {
+            (i, 'k' | 'K') => (&count[..i], 1_000),
+            (i, 'm' | 'M') => (&count[..i], 1_000_000),
+            (i, 'g' | 'G') => (&count[..i], 1_000_000_000),
+            _ => (count, 1),
+        };
+        if digits.is_empty() || !digits.chars().all(|c| c.is_ascii_digit()) {
+            return None;
+        }
+        let limit = digits.parse::<u64>().ok()?.checked_mul(factor)?;
+        let period_seconds = match unit.trim() {
+            "s" | "sec" | "second" => 1,
+            "min" | "minute" => 60,
+            "h" | "hour" => 3_600,
+            "d" | "day" => 86_400,
+            _ => return None,
+        };
+        (limit > 0).then_some(Rate {
+            limit,
+            period_seconds,
+        })
+    }
+}
+
+/// One token bucket: messages and/or bytes, or a tier named in the runtime configuration.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Bucket {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tier: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub messages: Option<Rate>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bytes: Option<Rate>,
+    /// Most messages accepted at once; defaults to the rate's `limit`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub burst: Option<u64>,
+}
+
+/// What a throttled message costs the connection.
+#[derive(Copy, Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum OnThrottle {
+    /// Drop the message and send the sender WSO2's error frame (4003).
+    #[default]
+    Drop,
+    /// Close the connection with 4003.
+    Close,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ApiThrottling {
+    /// Shared by every client of the API.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub api: Option<Bucket>,
+    /// Each client (credential subject or API key) on its own.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client: Option<Bucket>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_connections_per_client: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub handshakes_per_second_per_client: Option<u64>,
+    #[serde(default)]
+    pub on_throttle: OnThrottle,
+}
+
+/// Per-operation buckets, counted per client, by the direction of their operation.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RouteThrottling {
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub client_to_server: Vec<OperationBucket>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub server_to_client: Vec<OperationBucket>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct OperationBucket {
+    pub operation: String,
+    pub bucket: Bucket,
+}
+
+/// What happens to a message that fails its direction's schemas.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum ValidationPolicy {
+    /// Relay it, count it, log it.
+    Report,
+    /// Drop it and send the sender an error frame.
+    Drop,
+    /// Close the connection with 1007 and the failing JSON pointer.
+    Enforce,
+}
+
+impl ValidationPolicy {
+    pub const NAMES: [&'static str; 3] = ["report", "drop", "enforce"];
+
+    pub fn parse(text: &str) -> Option<ValidationPolicy> {
+        Some(match text {
+            "report" => ValidationPolicy::Report,
+            "drop" => ValidationPolicy::Drop,
+            "enforce" => ValidationPolicy::Enforce,
+            _ => return None,
+        })
+    }
+}
+
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RouteValidation {
+    pub client_to_server: ValidationPolicy,
+    pub server_to_client: ValidationPolicy,
+    /// A direction with no operation is refused (1008 under `enforce`) instead of relayed.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub strict: bool,
 }
 
 #[derive(Copy, Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -393,6 +554,27 @@ mod tests {
             .to_json()
             .replace("\"planVersion\": 1", "\"planVersion\": 0");
         assert!(matches!(Plan::from_json(&old), Err(PlanError::Version(0))));
+    }
+
+    #[test]
+    fn rates() {
+        let r = |t: &str| Rate::parse(t).map(|r| (r.limit, r.period_seconds));
+        assert_eq!(r("1000/min"), Some((1000, 60)));
+        assert_eq!(r("1M/day"), Some((1_000_000, 86_400)));
+        assert_eq!(r("10K / hour"), Some((10_000, 3_600)));
+        assert_eq!(r("5/s"), Some((5, 1)));
+        for bad in [
+            "0/s",
+            "1000/minutes",
+            "x/s",
+            "1000",
+            "-1/s",
+            "1.5/s",
+            "/s",
+            "99999999999999999999/s",
+        ] {
+            assert_eq!(r(bad), None, "{bad}");
+        }
     }
 
     #[test]

@@ -267,6 +267,9 @@ mod tests {
             messages: RouteMessages::default(),
             scopes: vec![],
             auth: RouteAuth::Required,
+            handshake: None,
+            throttling: None,
+            validation: None,
         }
     }
 
@@ -284,6 +287,8 @@ mod tests {
                 sandbox: None,
             },
             limits: ApiLimits::default(),
+            origins: vec![],
+            throttling: None,
             source: SourceRef {
                 file: "chat.yaml".into(),
                 sha256: "sha256:0".into(),

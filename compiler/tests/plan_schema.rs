@@ -100,3 +100,45 @@ fn the_sample_x_gateway_matches_the_extension_schema() {
         "specs/chat/asyncapi.yaml's x-gateway does not match compiler/schemas/x-gateway.json: {errors:#?}"
     );
 }
+
+#[test]
+fn plans_with_traffic_policies_match_the_plan_schema() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let spec = dir.path().join("api.yaml");
+    std::fs::write(
+        &spec,
+        r#"asyncapi: 2.6.0
+info: {title: Policies, version: 1.0.0, description: Every traffic policy.}
+x-gateway:
+  context: /p
+  endpoints: {production: 'echo:'}
+  origins: ['https://*.example.com']
+  throttling:
+    api: {messages: 1000/min}
+    client: {messages: 10/s, bytes: 1M/day, burst: 5}
+    operations: {post: AsyncGold}
+    maxConnectionsPerClient: 2
+    handshakesPerSecondPerClient: 1
+    onThrottle: close
+  validation: {policy: drop, strict: true, operations: {post: enforce}}
+channels:
+  /room:
+    bindings:
+      ws:
+        query: {type: object, properties: {room: {type: integer}}, required: [room]}
+    publish:
+      operationId: post
+      message: {payload: {type: object}}
+"#,
+    )
+    .expect("write the spec");
+    let out = compile(&[spec], &Options::default());
+    let errors: Vec<_> = out.diagnostics.iter().filter(|d| d.is_error()).collect();
+    assert!(errors.is_empty(), "{errors:#?}");
+    let plan = out.plan.expect("a plan");
+    let route = &plan.apis[0].routes[0];
+    assert!(route.handshake.is_some() && route.throttling.is_some() && route.validation.is_some());
+    let instance: Value = serde_json::from_str(&plan.to_json()).expect("JSON");
+    let errors = schema_errors(&validator("docs/plan.schema.json"), &instance);
+    assert!(errors.is_empty(), "{errors:#?}");
+}

@@ -1632,18 +1632,198 @@ fn reserved_x_gateway_policy_is_a_warning() {
     let text = edit(
         &chat2(),
         "  context: /chat\n",
-        "  context: /chat\n  throttling: {}\n",
+        "  context: /chat\n  auth: {}\n",
     );
     let c = check(&text, &gateway());
     c.expect(
         "gateway-extension-reserved",
         Warning,
-        pos(&text, "throttling"),
-        "/x-gateway/throttling",
+        pos(&text, "auth"),
+        "/x-gateway/auth",
     );
     assert!(c.out.plan.is_some());
 
     check(&chat2(), &gateway()).lacks("gateway-extension-reserved");
+}
+
+/// `chat2` with `extra` added under `x-gateway` and ids on a publish and a subscribe operation.
+fn chat2_with_policies(extra: &str) -> String {
+    let text = edit(
+        &chat2(),
+        "  context: /chat\n",
+        &format!("  context: /chat\n{}", indent(extra, 2)),
+    );
+    edit(
+        &text,
+        "    publish:\n",
+        "    subscribe:\n      operationId: roomEvents\n      message:\n        payload:\n          type: object\n    publish:\n      operationId: postMessage\n",
+    )
+}
+
+#[test]
+fn x_gateway_origins_must_be_origins_and_are_carried_into_the_plan() {
+    let text = chat2_with_policies(
+        "origins:\n  - https://*.example.com\n  - https://app.example.com/login\n",
+    );
+    let c = check(&text, &gateway());
+    let d = c.expect(
+        "gateway-origin-invalid",
+        Error,
+        pos(&text, "https://app.example.com/login"),
+        "/x-gateway/origins/1",
+    );
+    assert!(d.message.contains("path"), "{}", d.message);
+    assert!(c.out.plan.is_none());
+
+    let fixed = edit(
+        &text,
+        "https://app.example.com/login",
+        "https://App.example.com:8443",
+    );
+    let c = check(&fixed, &gateway());
+    c.no_errors();
+    c.lacks("gateway-origin-invalid");
+    let plan = c.out.plan.expect("plan");
+    assert_eq!(
+        plan.apis[0].origins,
+        ["https://*.example.com", "https://app.example.com:8443"]
+    );
+}
+
+#[test]
+fn x_gateway_origin_wildcards_only_as_the_first_label() {
+    let text = chat2_with_policies("origins: ['https://app.*.com']\n");
+    check(&text, &gateway()).expect(
+        "gateway-origin-invalid",
+        Error,
+        pos(&text, "'https://app.*.com'"),
+        "/x-gateway/origins/0",
+    );
+    let c = check(&chat2_with_policies("origins: ['*']\n"), &gateway());
+    c.no_errors();
+}
+
+#[test]
+fn x_gateway_throttling_rates_are_checked_and_carried_into_the_plan() {
+    let text = chat2_with_policies(
+        "throttling:\n  api: {messages: 1000/minutes}\n  client: {messages: 10/s, bytes: 1M/day, burst: 5}\n  maxConnectionsPerClient: 3\n  onThrottle: close\n",
+    );
+    let c = check(&text, &gateway());
+    let d = c.expect(
+        "gateway-throttling-rate-invalid",
+        Error,
+        pos(&text, "1000/minutes"),
+        "/x-gateway/throttling/api/messages",
+    );
+    assert!(d.help.as_deref().unwrap().contains("1000/min"));
+
+    let fixed = edit(&text, "1000/minutes", "1000/min");
+    let c = check(&fixed, &gateway());
+    c.no_errors();
+    c.lacks("gateway-throttling-rate-invalid");
+    let plan = c.out.plan.expect("plan");
+    let t = plan.apis[0].throttling.as_ref().expect("throttling");
+    let api = t.api.as_ref().unwrap().messages.unwrap();
+    assert_eq!((api.limit, api.period_seconds), (1000, 60));
+    let client = t.client.as_ref().unwrap();
+    assert_eq!(client.messages.unwrap().limit, 10);
+    assert_eq!(client.bytes.unwrap().limit, 1_000_000);
+    assert_eq!(client.bytes.unwrap().period_seconds, 86_400);
+    assert_eq!(client.burst, Some(5));
+    assert_eq!(t.max_connections_per_client, Some(3));
+    assert_eq!(t.on_throttle, portico_compiler::plan::OnThrottle::Close);
+}
+
+#[test]
+fn x_gateway_throttling_types_are_checked_by_the_extension_schema() {
+    let text = chat2_with_policies("throttling:\n  client: {burst: 0}\n");
+    let c = check(&text, &gateway());
+    assert!(!c.all("gateway-extension").is_empty(), "{}", c.dump());
+    let tier = chat2_with_policies("throttling:\n  client: AsyncGold\n");
+    let c = check(&tier, &gateway());
+    c.no_errors();
+    let plan = c.out.plan.expect("plan");
+    let client = plan.apis[0].throttling.as_ref().unwrap().client.clone();
+    assert_eq!(client.unwrap().tier.as_deref(), Some("AsyncGold"));
+}
+
+#[test]
+fn x_gateway_per_operation_policies_must_name_an_operation() {
+    let text = chat2_with_policies(
+        "throttling:\n  operations:\n    postMesage: {messages: 5/s}\nvalidation:\n  policy: report\n  operations:\n    roomEvents: drop\n",
+    );
+    let c = check(&text, &gateway());
+    let d = c.expect(
+        "gateway-operation-unknown",
+        Error,
+        pos(&text, "postMesage"),
+        "/x-gateway/throttling/operations/postMesage",
+    );
+    assert_eq!(d.help.as_deref(), Some("did you mean `postMessage`?"));
+
+    let fixed = edit(&text, "postMesage", "postMessage");
+    let c = check(&fixed, &gateway());
+    c.no_errors();
+    c.lacks("gateway-operation-unknown");
+    let plan = c.out.plan.expect("plan");
+    let route = &plan.apis[0].routes[0];
+    let t = route.throttling.as_ref().expect("route throttling");
+    assert_eq!(t.client_to_server.len(), 1);
+    assert_eq!(t.client_to_server[0].operation, "postMessage");
+    assert!(t.server_to_client.is_empty());
+    let v = route.validation.expect("route validation");
+    use portico_compiler::plan::ValidationPolicy;
+    assert_eq!(v.client_to_server, ValidationPolicy::Report);
+    assert_eq!(v.server_to_client, ValidationPolicy::Drop);
+    assert!(!v.strict);
+}
+
+#[test]
+fn x_gateway_validation_takes_a_policy_name() {
+    let text = chat2_with_policies("validation: enforced\n");
+    let c = check(&text, &gateway());
+    assert!(!c.all("gateway-extension").is_empty(), "{}", c.dump());
+    let c = check(&chat2_with_policies("validation: enforce\n"), &gateway());
+    c.no_errors();
+    let plan = c.out.plan.expect("plan");
+    let v = plan.apis[0].routes[0].validation.expect("validation");
+    assert_eq!(
+        v.client_to_server,
+        portico_compiler::plan::ValidationPolicy::Enforce
+    );
+    // Without the extension, messages are not validated.
+    let plan = check(&chat2(), &gateway()).out.plan.expect("plan");
+    assert!(plan.apis[0].routes[0].validation.is_none());
+}
+
+#[test]
+fn ws_binding_query_and_headers_must_be_object_schemas() {
+    let text = edit(
+        &chat2(),
+        "    parameters:\n",
+        "    bindings:\n      ws:\n        query:\n          type: string\n        headers:\n          type: object\n          properties:\n            X-Tenant: {type: string}\n          required: [X-Tenant]\n    parameters:\n",
+    );
+    let c = check(&text, &gateway());
+    let d = c.expect(
+        "gateway-binding-schema-invalid",
+        Error,
+        pos(&text, "/rooms/{roomId}:"),
+        "/channels/~1rooms~1{roomId}/bindings/ws/query",
+    );
+    assert!(d.message.contains("type: object"), "{}", d.message);
+
+    let fixed = edit(
+        &text,
+        "        query:\n          type: string\n",
+        "        query:\n          type: object\n          properties:\n            token: {type: integer}\n          required: [token]\n",
+    );
+    let c = check(&fixed, &gateway());
+    c.no_errors();
+    c.lacks("gateway-binding-schema-invalid");
+    let plan = c.out.plan.expect("plan");
+    let contract = plan.apis[0].routes[0].handshake.clone().expect("contract");
+    assert_eq!(contract.query.unwrap()["required"][0], "token");
+    assert_eq!(contract.headers.unwrap()["required"][0], "X-Tenant");
 }
 
 #[test]

@@ -20,6 +20,7 @@ pub mod connections;
 pub mod docs_site;
 pub mod http;
 pub mod metrics;
+pub mod policy;
 pub mod refusal;
 pub mod relay;
 pub mod reload;

@@ -67,6 +67,8 @@ pub struct Metrics {
     /// 1 while every watched root is watched, 0 while one is missing (see `watch`).
     pub watch_healthy: Gauge,
     pub watch_rearms: Gauge,
+    /// Counters of the traffic policies (throttling, validation, handshake refusals).
+    pub policy: std::sync::Arc<crate::policy::message::PolicyMetrics>,
 }
 
 fn connect_histogram() -> Histogram {
@@ -88,8 +90,10 @@ impl Default for Metrics {
             plan: Family::default(),
             watch_healthy: Gauge::default(),
             watch_rearms: Gauge::default(),
+            policy: Default::default(),
             registry: Registry::default(),
         };
+        m.policy.register(&mut registry);
         registry.register(
             "connections_open",
             "Client connections open now",

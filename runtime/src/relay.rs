@@ -20,12 +20,13 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use futures_util::{FutureExt, Sink, SinkExt, Stream, StreamExt};
-use tokio::sync::{watch, Notify};
+use tokio::sync::{mpsc, watch, Notify};
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::{Bytes, Error as WsError, Message};
 
 use crate::metrics::ConnectionMetrics;
+use crate::policy::message::{Direction, MessageGate, Verdict};
 
 /// A request to close one side with a code and reason.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -149,6 +150,7 @@ pub async fn relay<C, B>(
     options: RelayOptions,
     metrics: ConnectionMetrics,
     mut commands: watch::Receiver<Option<CloseCommand>>,
+    gate: Option<MessageGate>,
 ) -> RelayReport
 where
     C: Stream<Item = Result<Message, WsError>> + Sink<Message, Error = WsError> + Unpin,
@@ -169,6 +171,8 @@ where
     let (close_backend, close_backend_rx) = watch::channel(None::<CloseCommand>);
     let (close_client, close_client_rx) = watch::channel(None::<CloseCommand>);
     let close_started = Notify::new();
+    let [(up_hook, up_injected), (down_hook, down_injected)] =
+        PolicyHook::pair(gate.as_ref(), &close_client, &close_backend);
 
     let up = pump(
         Side::Client,
@@ -178,6 +182,7 @@ where
         &close_started,
         &shared,
         &metrics,
+        (up_hook, up_injected),
     );
     let down = pump(
         Side::Backend,
@@ -187,6 +192,7 @@ where
         &close_started,
         &shared,
         &metrics,
+        (down_hook, down_injected),
     );
     let supervise = async {
         // Idle timeout, keepalive and external commands; returns once a close has started.
@@ -300,6 +306,7 @@ async fn pump<R, W>(
     close_started: &Notify,
     shared: &Arc<Mutex<Shared>>,
     metrics: &ConnectionMetrics,
+    (hook, mut injected): (Option<PolicyHook<'_>>, Option<mpsc::Receiver<Message>>),
 ) where
     R: Stream<Item = Result<Message, WsError>> + Unpin,
     W: Sink<Message, Error = WsError> + Unpin,
@@ -324,6 +331,13 @@ async fn pump<R, W>(
                 }
                 tokio::select! {
                     item = from.next() => item,
+                    Some(frame) = next_injected(&mut injected) => {
+                        // An error frame for this side, about a message it sent.
+                        if to_open && to.send(frame).await.is_err() {
+                            to_open = false;
+                        }
+                        continue;
+                    }
                     changed = closing.changed() => {
                         if changed.is_err() {
                             continue_forever().await;
@@ -468,6 +482,22 @@ async fn pump<R, W>(
                 Message::Close(_) | Message::Frame(_) => None,
             }
         };
+        let forward = match (forward, &hook) {
+            (Some(message @ (Message::Text(_) | Message::Binary(_))), Some(hook)) => {
+                match hook.apply(message, shared).await {
+                    Ok(forward) => forward,
+                    Err(cmd) => {
+                        close_started.notify_one();
+                        if to_open {
+                            to_open = false;
+                            let _ = to.send(Message::Close(Some(cmd.frame()))).await;
+                        }
+                        None
+                    }
+                }
+            }
+            (forward, _) => forward,
+        };
         if let Some(message) = forward {
             if to_open {
                 if to.feed(message).await.is_err() {
@@ -477,5 +507,87 @@ async fn pump<R, W>(
                 }
             }
         }
+    }
+}
+
+/// The traffic policies' hook in one pump: the connection's [`MessageGate`] decides each data
+/// message. Error frames always go to the client (a backend that echoes would otherwise bounce
+/// them back forever): the down pump puts one in place of the dropped message, the up pump hands
+/// it to the down pump, which owns the client's writer. A close closes the side this pump reads
+/// through its close channel (this pump closes its own writer). Without a gate: no hook, no channel.
+struct PolicyHook<'a> {
+    gate: &'a MessageGate,
+    direction: Direction,
+    /// Closes the side this pump reads from.
+    close_sender: &'a watch::Sender<Option<CloseCommand>>,
+    /// The up pump's way to the client's writer.
+    to_client: Option<mpsc::Sender<Message>>,
+}
+
+type HookAndInjected<'a> = (Option<PolicyHook<'a>>, Option<mpsc::Receiver<Message>>);
+
+impl<'a> PolicyHook<'a> {
+    /// The up pump's and the down pump's hooks; the down pump also gets the frames to inject.
+    fn pair(
+        gate: Option<&'a MessageGate>,
+        close_client: &'a watch::Sender<Option<CloseCommand>>,
+        close_backend: &'a watch::Sender<Option<CloseCommand>>,
+    ) -> [HookAndInjected<'a>; 2] {
+        let Some(gate) = gate else {
+            return [(None, None), (None, None)];
+        };
+        // Small and lossy: error frames beyond it are not sent (the messages are still dropped).
+        let (to_client, for_client) = mpsc::channel(8);
+        [
+            (
+                Some(PolicyHook {
+                    gate,
+                    direction: Direction::ClientToServer,
+                    close_sender: close_client,
+                    to_client: Some(to_client),
+                }),
+                None,
+            ),
+            (
+                Some(PolicyHook {
+                    gate,
+                    direction: Direction::ServerToClient,
+                    close_sender: close_backend,
+                    to_client: None,
+                }),
+                Some(for_client),
+            ),
+        ]
+    }
+
+    /// `Ok(Some)`: write this; `Ok(None)`: dropped; `Err`: close both sides with this command.
+    async fn apply(
+        &self,
+        message: Message,
+        shared: &Arc<Mutex<Shared>>,
+    ) -> Result<Option<Message>, CloseCommand> {
+        match self.gate.inspect(self.direction, &message).await {
+            Verdict::Forward => Ok(Some(message)),
+            Verdict::Drop { frame } => match &self.to_client {
+                Some(to_client) => {
+                    let _ = to_client.try_send(Message::text(frame));
+                    Ok(None)
+                }
+                None => Ok(Some(Message::text(frame))),
+            },
+            Verdict::Close { code, reason } => {
+                let cmd = CloseCommand::new(code, reason);
+                note_initiator(shared, "gateway", &cmd);
+                let _ = self.close_sender.send(Some(cmd.clone()));
+                Err(cmd)
+            }
+        }
+    }
+}
+
+async fn next_injected(injected: &mut Option<mpsc::Receiver<Message>>) -> Option<Message> {
+    match injected {
+        Some(rx) => rx.recv().await,
+        None => std::future::pending().await,
     }
 }

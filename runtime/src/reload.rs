@@ -170,14 +170,21 @@ pub fn apply(gateway: &Gateway, loaded: Loaded) -> Option<AppliedDiff> {
             plan: prev.plan.clone(),
             table: prev.table.clone(),
             docs: Arc::new(loaded.docs),
+            traffic: prev.traffic.clone(),
             generation: prev.generation,
         })));
         return None;
     }
     let diff = PlanDiff::new(previous.as_ref().map(|p| &*p.plan), &loaded.plan);
     let table = Arc::new(RouteTable::new(&loaded.plan));
+    let traffic = Arc::new(crate::policy::message::TrafficTable::build(
+        &loaded.plan,
+        &crate::policy::throttle::ThrottlingConfig::default(),
+        &gateway.metrics.policy,
+    ));
     gateway.metrics.set_plan(&loaded.plan.hash);
     gateway.served.store(Some(Arc::new(Served {
+        traffic,
         generation: previous.as_ref().map_or(0, |p| p.generation + 1),
         plan: Arc::new(loaded.plan),
         table,

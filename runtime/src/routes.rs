@@ -321,6 +321,9 @@ mod tests {
             messages: RouteMessages::default(),
             scopes: vec![],
             auth: RouteAuth::None,
+            handshake: None,
+            throttling: None,
+            validation: None,
         }
     }
 
@@ -340,6 +343,8 @@ mod tests {
                 sandbox: None,
             },
             limits: Default::default(),
+            origins: vec![],
+            throttling: None,
             source: SourceRef {
                 file: "x".into(),
                 sha256: "y".into(),

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use portico_compiler::plan::Plan;
 
 use crate::docs_site::DocsSite;
+use crate::policy::message::TrafficTable;
 use crate::routes::RouteTable;
 
 /// One immutable snapshot of the served state.
@@ -18,6 +19,8 @@ pub struct Served {
     pub table: Arc<RouteTable>,
     /// The API docs for that plan (re-rendered on reloads that change only prose).
     pub docs: Arc<DocsSite>,
+    /// The traffic policies of that plan (origins, handshake contracts, throttling, validation).
+    pub traffic: Arc<TrafficTable>,
     /// Bumped each time the route table changes: a handshake that matched a route in one
     /// generation and registered its connection in another re-checks the route (see
     /// [`crate::server`]), so a reload can never leave a connection on a vanished route.

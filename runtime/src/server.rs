@@ -21,6 +21,8 @@ use crate::backend::{self, BackendRequest, BackendSocket, Connected};
 use crate::connections::{LimitError, Registration};
 use crate::http::{read_head, write_text, HeadError, RequestHead};
 use crate::metrics::{CloseLabels, ConnectionMetrics, StatusLabels};
+use crate::policy::message::Admission;
+use crate::policy::throttle::ConnectionSlot;
 use crate::refusal::Refusal;
 use crate::relay::{relay, RelayOptions, RelayReport};
 use crate::routes::{backend_url, ApiEntry, Lookup, Match};
@@ -169,15 +171,34 @@ async fn handshake(
     let served = current(gateway)?;
     let matched = find_route(&served, &head.path)?;
     require_upgrade(&head)?;
+    let admission = admit_traffic(&served, &matched, &head, peer)?;
     let registration = register(gateway, &served, &matched, &head.path)?;
     let backend = connect_backend(gateway, &head, peer, &matched).await?;
     Ok(Upgrade {
         head,
         leftover,
         matched,
+        admission,
         registration,
         backend,
     })
+}
+
+/// The traffic policies' handshake checks: origin (403), the ws binding's contract (400),
+/// per-client caps (429). Until credentials exist, a client is its address.
+fn admit_traffic(
+    served: &Served,
+    matched: &Matched,
+    head: &RequestHead,
+    peer: SocketAddr,
+) -> Result<Admission, Refusal> {
+    let client: Arc<str> = Arc::from(peer.ip().to_string());
+    served.traffic.admit(
+        &matched.plan_api().context,
+        &matched.route().pattern,
+        head,
+        client,
+    )
 }
 
 /// Reads the request head, bounded in size and time.
@@ -415,6 +436,8 @@ struct Upgrade {
     head: RequestHead,
     leftover: Vec<u8>,
     matched: Matched,
+    /// The connection's per-client slot and message gate.
+    admission: Admission,
     registration: Registration,
     backend: Connected,
 }
@@ -431,6 +454,7 @@ impl Upgrade {
             head,
             leftover,
             matched,
+            admission,
             registration,
             backend,
         } = self;
@@ -485,6 +509,7 @@ impl Upgrade {
         Some(Session {
             client,
             backend: backend.socket,
+            admission,
             registration,
             metrics,
             api: api.key().to_string(),
@@ -498,6 +523,8 @@ impl Upgrade {
 struct Session {
     client: WebSocketStream<TcpStream>,
     backend: BackendSocket,
+    /// Held for the connection's life: its per-client slot and its message gate.
+    admission: Admission,
     registration: Registration,
     metrics: ConnectionMetrics,
     api: String,
@@ -512,6 +539,7 @@ impl Session {
         let Session {
             client,
             backend,
+            admission,
             registration,
             metrics,
             api,
@@ -524,6 +552,7 @@ impl Session {
             close_grace: Duration::from_secs(5),
         };
         let commands = registration.commands.clone();
+        let Admission { slot, gate } = admission;
         let m = metrics.clone();
         let end = Ended {
             gateway,
@@ -532,11 +561,18 @@ impl Session {
             api,
             route,
             opened: Instant::now(),
+            _slot: slot,
         };
         match backend {
-            BackendSocket::Plain(b) => spawn_relay(relay(client, b, options, m, commands), end),
-            BackendSocket::Tls(b) => spawn_relay(relay(client, *b, options, m, commands), end),
-            BackendSocket::Builtin(b) => spawn_relay(relay(client, b, options, m, commands), end),
+            BackendSocket::Plain(b) => {
+                spawn_relay(relay(client, b, options, m, commands, gate), end)
+            }
+            BackendSocket::Tls(b) => {
+                spawn_relay(relay(client, *b, options, m, commands, gate), end)
+            }
+            BackendSocket::Builtin(b) => {
+                spawn_relay(relay(client, b, options, m, commands, gate), end)
+            }
         }
     }
 }
@@ -556,6 +592,8 @@ struct Ended {
     api: String,
     route: String,
     opened: Instant,
+    /// The per-client connection slot, released when the connection ends.
+    _slot: Option<ConnectionSlot>,
 }
 
 impl Ended {

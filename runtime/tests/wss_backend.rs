@@ -20,6 +20,9 @@ fn route() -> Route {
         messages: RouteMessages::default(),
         scopes: vec![],
         auth: RouteAuth::None,
+        handshake: None,
+        throttling: None,
+        validation: None,
     }
 }
 

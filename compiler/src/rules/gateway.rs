@@ -12,8 +12,10 @@ use serde_json::Value;
 use crate::diagnostics::Diagnostic;
 use crate::model::{template_parameters, Api, Direction, Located};
 use crate::plan::{
-    route_kind, route_order, route_shape, slug, ApiLimits, Endpoints, Lifecycle, PlanApi,
-    PlanMessage, Route, RouteAuth, RouteMessages, RouteParameter, SourceRef,
+    route_kind, route_order, route_shape, slug, ApiLimits, ApiThrottling, Bucket, Endpoints,
+    HandshakeContract, Lifecycle, OnThrottle, OperationBucket, PlanApi, PlanMessage, Rate, Route,
+    RouteAuth, RouteMessages, RouteParameter, RouteThrottling, RouteValidation, SourceRef,
+    ValidationPolicy,
 };
 use crate::source::{Node, Span};
 use crate::wso2::ApiProject;
@@ -57,7 +59,7 @@ pub fn check(api: &Api, cx: &Context, diags: &mut Vec<Diagnostic>) -> Option<Pla
             "gateway-extension",
             diags,
         );
-        for reserved in ["auth", "throttling", "validation"] {
+        for reserved in ["auth"] {
             if let Some((k, _)) = g.entry(reserved) {
                 diags.push(Diagnostic::warning("gateway-extension-reserved", format!("`x-gateway.{reserved}` is reserved and not enforced by this version of Portico"))
                     .with_help("remove it until the policy is supported; it has no effect today").at(k.span, format!("/x-gateway/{reserved}")));
@@ -97,6 +99,10 @@ pub fn check(api: &Api, cx: &Context, diags: &mut Vec<Diagnostic>) -> Option<Pla
         })
         .unwrap_or_default();
 
+    let origins = check_origins(gateway, diags);
+    let throttling = check_throttling(api, gateway, diags);
+    let validation = check_validation(api, gateway, diags);
+
     let (Some(version), Some(context_template), Some(endpoints)) =
         (version, context_template, endpoints)
     else {
@@ -106,7 +112,8 @@ pub fn check(api: &Api, cx: &Context, diags: &mut Vec<Diagnostic>) -> Option<Pla
     };
     let context = substitute_version(&context_template, &version);
     let default_context = default_version.then(|| without_version(&context_template));
-    let routes = build_routes(api, &context, diags);
+    let mut routes = build_routes(api, &context, diags);
+    attach_route_policies(api, &mut routes, &throttling, &validation, diags);
     if diags.iter().filter(|d| d.is_error()).count() > errors_before {
         return None;
     }
@@ -120,6 +127,8 @@ pub fn check(api: &Api, cx: &Context, diags: &mut Vec<Diagnostic>) -> Option<Pla
         lifecycle,
         endpoints,
         limits,
+        origins,
+        throttling: throttling.api,
         source: cx.source.clone(),
         routes,
     })
@@ -607,6 +616,9 @@ fn build_routes(api: &Api, context: &str, diags: &mut Vec<Diagnostic>) -> Vec<Ro
             messages,
             scopes,
             auth,
+            handshake: None,
+            throttling: None,
+            validation: None,
         };
         merge_route(&mut routes, route, channel, diags);
     }
@@ -693,6 +705,339 @@ fn check_address(
         }
     }
     true
+}
+
+// ---------------------------------------------------------------------------------------------
+// Traffic policies: origins, throttling, validation, the ws binding's handshake contract.
+
+/// `x-gateway.origins`: each entry is `scheme://host[:port]`, the host may start with `*.`; or `*`.
+fn check_origins(gateway: Option<&Node>, diags: &mut Vec<Diagnostic>) -> Vec<String> {
+    let Some(list) = gateway
+        .and_then(|g| g.get("origins"))
+        .and_then(Node::as_seq)
+    else {
+        return Vec::new();
+    };
+    let mut origins = Vec::new();
+    for (i, node) in list.iter().enumerate() {
+        let Some(text) = node.as_str() else { continue };
+        match origin_problem(text) {
+            None => origins.push(text.to_ascii_lowercase()),
+            Some(problem) => diags.push(
+                Diagnostic::error(
+                    "gateway-origin-invalid",
+                    format!("the origin `{text}` {problem}"),
+                )
+                .with_help("write an origin as a browser sends it: `https://app.example.com`, `https://*.example.com` or `http://localhost:3000`; `*` allows any")
+                .at(node.span, format!("/x-gateway/origins/{i}")),
+            ),
+        }
+    }
+    origins
+}
+
+fn origin_problem(text: &str) -> Option<&'static str> {
+    if text == "*" {
+        return None;
+    }
+    let Some((scheme, rest)) = text.split_once("://") else {
+        return Some("has no scheme (`https://`)");
+    };
+    if scheme.is_empty()
+        || !scheme
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "+-.".contains(c))
+    {
+        return Some("has an invalid scheme");
+    }
+    if rest.contains(['/', '?', '#', '@']) {
+        return Some("has a path, query or user part; an origin is only scheme, host and port");
+    }
+    let (host, port) = match rest.rsplit_once(':') {
+        Some((h, p)) if !h.ends_with(']') || rest.starts_with('[') => (h, Some(p)),
+        _ => (rest, None),
+    };
+    if let Some(port) = port {
+        if port.parse::<u16>().is_err() {
+            return Some("has an invalid port");
+        }
+    }
+    let bare = host.strip_prefix("*.").unwrap_or(host);
+    if bare.is_empty() || bare.contains('*') {
+        return Some(
+            "may use `*` only as the whole first label of the host (`https://*.example.com`)",
+        );
+    }
+    if !bare
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || "-.[]:".contains(c))
+    {
+        return Some("has an invalid host");
+    }
+    None
+}
+
+/// `x-gateway.throttling` read into the API's part and the per-operation buckets (by operation id).
+struct Throttling {
+    api: Option<ApiThrottling>,
+    operations: Vec<(Located<String>, Bucket)>,
+}
+
+fn check_throttling(api: &Api, gateway: Option<&Node>, diags: &mut Vec<Diagnostic>) -> Throttling {
+    let mut out = Throttling {
+        api: None,
+        operations: Vec::new(),
+    };
+    let Some(node) = gateway.and_then(|g| g.get("throttling")) else {
+        return out;
+    };
+    let pointer = "/x-gateway/throttling";
+    let whole = |key: &str| node.get(key).and_then(|n| n.to_json().as_u64());
+    let mut throttling = ApiThrottling {
+        api: node
+            .get("api")
+            .map(|b| bucket(b, &format!("{pointer}/api"), diags)),
+        client: node
+            .get("client")
+            .map(|b| bucket(b, &format!("{pointer}/client"), diags)),
+        max_connections_per_client: whole("maxConnectionsPerClient"),
+        handshakes_per_second_per_client: whole("handshakesPerSecondPerClient"),
+        on_throttle: OnThrottle::Drop,
+    };
+    if node.get("onThrottle").and_then(Node::as_str) == Some("close") {
+        throttling.on_throttle = OnThrottle::Close;
+    }
+    if let Some(ops) = node.get("operations") {
+        for (key, b) in ops.entries() {
+            let op_pointer = child_pointer(&format!("{pointer}/operations"), &key.name);
+            if known_operation(api, &key.name, key.span, &op_pointer, diags) {
+                let located = Located {
+                    value: key.name.clone(),
+                    span: key.span,
+                    pointer: op_pointer.clone(),
+                };
+                out.operations
+                    .push((located, bucket(b, &op_pointer, diags)));
+            }
+        }
+    }
+    out.api = Some(throttling);
+    out
+}
+
+fn child_pointer(parent: &str, key: &str) -> String {
+    format!("{parent}/{}", key.replace('~', "~0").replace('/', "~1"))
+}
+
+fn bucket(node: &Node, pointer: &str, diags: &mut Vec<Diagnostic>) -> Bucket {
+    if let Some(tier) = node.as_str() {
+        return Bucket {
+            tier: Some(tier.to_string()),
+            ..Bucket::default()
+        };
+    }
+    let mut rate = |key: &str| {
+        let n = node.get(key)?;
+        let text = n.as_str()?;
+        match Rate::parse(text) {
+            Some(r) => Some(r),
+            None => {
+                diags.push(
+                    Diagnostic::error(
+                        "gateway-throttling-rate-invalid",
+                        format!("`{text}` is not a rate"),
+                    )
+                    .with_help("write a positive count per unit: `1000/min`, `50/s`, `10K/hour`, `1M/day` (units: s, min, hour, day)")
+                    .at(n.span, format!("{pointer}/{key}")),
+                );
+                None
+            }
+        }
+    };
+    let messages = rate("messages");
+    let bytes = rate("bytes");
+    Bucket {
+        tier: node.get("tier").and_then(Node::as_str).map(String::from),
+        messages,
+        bytes,
+        burst: node.get("burst").and_then(|n| n.to_json().as_u64()),
+    }
+}
+
+/// Whether an operation id named in `x-gateway` exists; reports it with a suggestion otherwise.
+fn known_operation(
+    api: &Api,
+    name: &str,
+    span: Span,
+    pointer: &str,
+    diags: &mut Vec<Diagnostic>,
+) -> bool {
+    let ids: Vec<&str> = api
+        .channels
+        .iter()
+        .flat_map(|c| c.operations.iter())
+        .filter_map(|o| o.id.as_deref())
+        .collect();
+    if ids.contains(&name) {
+        return true;
+    }
+    let help = match crate::suggest::closest(name, ids.iter().copied()) {
+        Some(best) => format!("did you mean `{best}`?"),
+        None if ids.is_empty() => "no operation of this document has an id: give it an `operationId` (2.x) or use its key under `operations` (3.x)".to_string(),
+        None => format!("the operations are: {}", ids.iter().map(|i| format!("`{i}`")).collect::<Vec<_>>().join(", ")),
+    };
+    diags.push(
+        Diagnostic::error(
+            "gateway-operation-unknown",
+            format!("`{name}` is not the id of an operation of this document"),
+        )
+        .with_help(help)
+        .at(span, pointer),
+    );
+    false
+}
+
+/// `x-gateway.validation`: a policy name, or `{policy, strict, operations: {id: policy}}`.
+struct Validation {
+    policy: ValidationPolicy,
+    strict: bool,
+    operations: Vec<(String, ValidationPolicy)>,
+}
+
+fn check_validation(
+    api: &Api,
+    gateway: Option<&Node>,
+    diags: &mut Vec<Diagnostic>,
+) -> Option<Validation> {
+    let node = gateway.and_then(|g| g.get("validation"))?;
+    // The extension schema has checked the names; anything else was reported there.
+    if let Some(name) = node.as_str() {
+        return Some(Validation {
+            policy: ValidationPolicy::parse(name)?,
+            strict: false,
+            operations: Vec::new(),
+        });
+    }
+    let mut validation = Validation {
+        policy: node
+            .get("policy")
+            .and_then(Node::as_str)
+            .and_then(ValidationPolicy::parse)
+            .unwrap_or(ValidationPolicy::Enforce),
+        strict: node.get("strict").and_then(Node::as_bool).unwrap_or(false),
+        operations: Vec::new(),
+    };
+    if let Some(ops) = node.get("operations") {
+        for (key, p) in ops.entries() {
+            let pointer = child_pointer("/x-gateway/validation/operations", &key.name);
+            let policy = p.as_str().and_then(ValidationPolicy::parse);
+            if known_operation(api, &key.name, key.span, &pointer, diags) {
+                if let Some(policy) = policy {
+                    validation.operations.push((key.name.clone(), policy));
+                }
+            }
+        }
+    }
+    Some(validation)
+}
+
+/// Puts the per-operation throttling, the validation policy and the handshake contract on each
+/// route, from the operations of the route's channels.
+fn attach_route_policies(
+    api: &Api,
+    routes: &mut [Route],
+    throttling: &Throttling,
+    validation: &Option<Validation>,
+    diags: &mut Vec<Diagnostic>,
+) {
+    for route in routes.iter_mut() {
+        let channels: Vec<&crate::model::Channel> = api
+            .channels
+            .iter()
+            .filter(|c| route.channels.contains(&c.id))
+            .collect();
+        let operations = || channels.iter().flat_map(|c| c.operations.iter());
+
+        let mut route_throttling = RouteThrottling::default();
+        for op in operations() {
+            let Some(id) = &op.id else { continue };
+            if let Some((_, b)) = throttling.operations.iter().find(|(k, _)| &k.value == id) {
+                let list = match op.direction {
+                    Direction::ClientToServer => &mut route_throttling.client_to_server,
+                    Direction::ServerToClient => &mut route_throttling.server_to_client,
+                };
+                list.push(OperationBucket {
+                    operation: id.clone(),
+                    bucket: b.clone(),
+                });
+            }
+        }
+        if route_throttling != RouteThrottling::default() {
+            route.throttling = Some(route_throttling);
+        }
+
+        if let Some(v) = validation {
+            // Several operations in one direction: the strictest policy among them applies.
+            let policy_of = |direction: Direction| {
+                operations()
+                    .filter(|o| o.direction == direction)
+                    .map(|o| {
+                        o.id.as_ref()
+                            .and_then(|id| v.operations.iter().find(|(k, _)| k == id))
+                            .map_or(v.policy, |(_, p)| *p)
+                    })
+                    .max()
+                    .unwrap_or(v.policy)
+            };
+            route.validation = Some(RouteValidation {
+                client_to_server: policy_of(Direction::ClientToServer),
+                server_to_client: policy_of(Direction::ServerToClient),
+                strict: v.strict,
+            });
+        }
+
+        for channel in &channels {
+            let Some(binding) = &channel.ws_binding else {
+                continue;
+            };
+            let mut contract = HandshakeContract {
+                query: None,
+                headers: None,
+            };
+            for (key, slot) in [
+                ("query", &mut contract.query),
+                ("headers", &mut contract.headers),
+            ] {
+                let Some(schema) = binding.get(key) else {
+                    continue;
+                };
+                let pointer = format!("{}/bindings/ws/{key}", channel.pointer);
+                let problem = if schema.get("type").and_then(Value::as_str) != Some("object") {
+                    Some("must be a schema of `type: object` (one property per name)".to_string())
+                } else {
+                    jsonschema::options()
+                        .with_draft(jsonschema::Draft::Draft7)
+                        .build(schema)
+                        .err()
+                        .map(|e| format!("is not a valid JSON Schema: {e}"))
+                };
+                match problem {
+                    Some(problem) => diags.push(
+                        Diagnostic::error(
+                            "gateway-binding-schema-invalid",
+                            format!("the ws binding's `{key}` of the channel `{}` {problem}", channel.id),
+                        )
+                        .with_help(format!("write it like `{key}: {{type: object, properties: {{name: {{type: string}}}}, required: [name]}}`"))
+                        .at(channel.span, pointer),
+                    ),
+                    None => *slot = Some(self_contained(schema.clone())),
+                }
+            }
+            if contract.query.is_some() || contract.headers.is_some() {
+                route.handshake = Some(contract);
+            }
+        }
+    }
 }
 
 /// The plan must be readable without the specs: a `$ref` left by a recursive schema (which cannot
