@@ -313,6 +313,7 @@ mod tests {
             messages: RouteMessages::default(),
             scopes: vec![],
             auth: RouteAuth::None,
+            security: Default::default(),
         }
     }
 

@@ -20,6 +20,7 @@ fn route() -> Route {
         messages: RouteMessages::default(),
         scopes: vec![],
         auth: RouteAuth::None,
+        security: Default::default(),
     }
 }
 
