@@ -24,6 +24,7 @@ pub mod relay;
 pub mod reload;
 pub mod routes;
 pub mod server;
+pub mod settings;
 
 use std::sync::{Arc, Mutex};
 
