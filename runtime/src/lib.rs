@@ -19,6 +19,7 @@ pub mod config;
 pub mod connections;
 pub mod http;
 pub mod metrics;
+pub mod policy;
 pub mod refusal;
 pub mod relay;
 pub mod reload;
