@@ -110,6 +110,16 @@ pub struct Config {
     /// Per-socket read buffer, in bytes. Small keeps idle connections cheap.
     #[arg(long, env = "PORTICO_READ_BUFFER_BYTES", default_value_t = 1024)]
     pub read_buffer_bytes: usize,
+
+    /// Runtime configuration (YAML, or TOML by extension): credentials' verifiers and other
+    /// deployment material. Every key can also be set as `PORTICO_<SECTION>__<KEY>`.
+    #[arg(long, env = "PORTICO_CONFIG", value_name = "FILE")]
+    pub config: Option<PathBuf>,
+
+    /// Serve routes that require a credential even when no verifier can check it (logged at
+    /// every start). Never in production.
+    #[arg(long, env = "PORTICO_ALLOW_UNAUTHENTICATED")]
+    pub allow_unauthenticated: bool,
 }
 
 #[derive(Copy, Clone, Debug, PartialEq, Eq, ValueEnum)]

@@ -51,6 +51,9 @@ pub struct Gateway {
     /// The API docs of the plan being served (`/docs/` on the admin listener); `None` until the
     /// first successful load.
     pub docs: ArcSwapOption<admin::DocsSite>,
+    /// The credentials' verifiers from `--config` (none until loaded: routes needing one are
+    /// not served).
+    pub verifiers: arc_swap::ArcSwap<policy::auth::Verifiers>,
     /// Flips to `true` when shutdown begins.
     pub shutting_down: watch::Sender<bool>,
 }
@@ -81,6 +84,10 @@ impl Gateway {
             .max_message_size(Some(config.max_message_bytes))
             .max_frame_size(Some(config.max_frame_bytes));
         let (shutting_down, _) = watch::channel(false);
+        let verifiers = policy::auth::Verifiers {
+            allow_unauthenticated: config.allow_unauthenticated,
+            ..Default::default()
+        };
         Ok(Arc::new(Gateway {
             config,
             table: ArcSwapOption::empty(),
@@ -90,6 +97,7 @@ impl Gateway {
             ws_config,
             status: Mutex::new(ReloadStatus::default()),
             docs: ArcSwapOption::empty(),
+            verifiers: arc_swap::ArcSwap::from_pointee(verifiers),
             shutting_down,
         }))
     }

@@ -55,6 +55,13 @@ async fn run(config: Config) -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    match load_verifiers(&gateway).await {
+        Ok(()) => {}
+        Err(e) => {
+            error!("{e}");
+            return ExitCode::from(2);
+        }
+    }
     let loaded = {
         let src = source.clone();
         match tokio::task::spawn_blocking(move || reload::load(&src)).await {
@@ -143,4 +150,18 @@ async fn shutdown_signal() {
         _ = term.recv() => {}
         _ = tokio::signal::ctrl_c() => {}
     }
+}
+
+/// Reads `--config` and sets up the credentials' verifiers before any plan is served.
+async fn load_verifiers(gateway: &Gateway) -> Result<(), String> {
+    let settings = portico_runtime::settings::Settings::load(gateway.config.config.as_deref())?;
+    let mut auth = settings.auth()?;
+    auth.allow_unauthenticated |= gateway.config.allow_unauthenticated;
+    let verifiers =
+        portico_runtime::policy::auth::Verifiers::from_settings(&auth, gateway.tls.clone()).await?;
+    if verifiers.allow_unauthenticated {
+        tracing::warn!("--allow-unauthenticated: routes that require a credential are served without checking one");
+    }
+    gateway.verifiers.store(std::sync::Arc::new(verifiers));
+    Ok(())
 }

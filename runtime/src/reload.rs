@@ -153,7 +153,7 @@ fn store_docs(gateway: &Gateway, site: DocsSite) {
 
 /// Swaps the route table and closes what it no longer serves.
 fn swap_table(gateway: &Gateway, plan: &Plan) -> usize {
-    let table = Arc::new(RouteTable::new(plan));
+    let table = Arc::new(RouteTable::new(&servable(gateway, plan)));
     gateway.table.store(Some(table.clone()));
     gateway.metrics.set_plan(&plan.hash);
     gateway.connections.close_where(|api, route| {
@@ -169,6 +169,22 @@ fn swap_table(gateway: &Gateway, plan: &Plan) -> usize {
         (!entry.api.routes.iter().any(|r| r.pattern == route))
             .then(|| CloseCommand::new(1001, "the route was removed"))
     })
+}
+
+/// The plan without the APIs whose credentials no configured verifier can check (fail closed).
+fn servable(gateway: &Gateway, plan: &Plan) -> Plan {
+    let verifiers = gateway.verifiers.load();
+    let mut served = plan.clone();
+    served.apis.retain(
+        |api| match crate::policy::auth::unverifiable(api, &verifiers) {
+            Some(why) => {
+                error!("{why}");
+                false
+            }
+            None => true,
+        },
+    );
+    served
 }
 
 /// Recompiles and applies; keeps the running plan if the new one has errors.

@@ -149,7 +149,7 @@ async fn handshake(gateway: &Gateway, mut stream: TcpStream, peer: SocketAddr) -
         }
         Ok(Ok(pair)) => pair,
     };
-    let (head, leftover) = head;
+    let (mut head, leftover) = head;
     if head.method != "GET" {
         refuse(
             gateway,
@@ -237,6 +237,32 @@ async fn handshake(gateway: &Gateway, mut stream: TcpStream, peer: SocketAddr) -
         .await;
         return None;
     }
+    // Credentials: verified before any backend connection, and stripped from what it sees.
+    let grant = {
+        let verifiers = gateway.verifiers.load();
+        match crate::policy::auth::authenticate(&verifiers, api, m.route, &mut head).await {
+            Ok(grant) => grant,
+            Err(refusal) => {
+                refuse(
+                    gateway,
+                    &mut stream,
+                    refusal.status,
+                    &refusal.headers,
+                    &refusal.text,
+                )
+                .await;
+                return None;
+            }
+        }
+    };
+    let endpoint = match grant.key_type {
+        crate::policy::grant::KeyType::Sandbox => api
+            .endpoints
+            .sandbox
+            .as_deref()
+            .unwrap_or(&api.endpoints.production),
+        crate::policy::grant::KeyType::Production => &api.endpoints.production,
+    };
     let api_limit = api
         .limits
         .max_connections
@@ -277,7 +303,7 @@ async fn handshake(gateway: &Gateway, mut stream: TcpStream, peer: SocketAddr) -
             return None;
         }
     };
-    let url = backend_url(&api.endpoints.production, &m, head.query.as_deref());
+    let url = backend_url(endpoint, &m, head.query.as_deref());
     let offered = head.header("sec-websocket-protocol");
     let mut ws_config = gateway.ws_config;
     if let Some(max) = api.limits.max_message_bytes {
@@ -294,7 +320,11 @@ async fn handshake(gateway: &Gateway, mut stream: TcpStream, peer: SocketAddr) -
     let connected = Box::pin(backend::connect(
         BackendRequest {
             url: &url,
-            headers: backend_headers(gateway, &head, peer),
+            headers: {
+                let mut headers = backend_headers(gateway, &head, peer);
+                headers.extend(grant.forwarded_header.clone());
+                headers
+            },
             protocols: offered,
             route: m.route,
         },

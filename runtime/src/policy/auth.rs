@@ -152,6 +152,10 @@ pub async fn authenticate(
     if !requires_credential(api, route) {
         return Ok(Grant::anonymous());
     }
+    if verifiers.allow_unauthenticated && !verifiable(route, verifiers) {
+        // The operator chose to serve what cannot be checked (logged at every start).
+        return Ok(Grant::anonymous());
+    }
     if presented.is_empty() {
         return Err(unauthorized("a credential is required for this route"));
     }
@@ -205,27 +209,31 @@ pub async fn authenticate(
     Ok(grant)
 }
 
+/// Whether some configured verifier can check a credential this route accepts.
+fn verifiable(route: &Route, verifiers: &Verifiers) -> bool {
+    let jwt = verifiers.jwt.is_some();
+    let keys = verifiers.api_keys.is_some();
+    let schemes = &route.security.schemes;
+    if schemes.is_empty() {
+        return jwt || keys;
+    }
+    schemes.iter().any(|s| match s.kind {
+        SchemeKind::Bearer | SchemeKind::Oauth2 | SchemeKind::OpenIdConnect => jwt,
+        SchemeKind::ApiKey { .. } => keys,
+        SchemeKind::Unsupported { .. } => false,
+    })
+}
+
 /// Why `api` cannot be served with these verifiers (fail closed), or `None` when it can.
 pub fn unverifiable(api: &PlanApi, verifiers: &Verifiers) -> Option<String> {
     if verifiers.allow_unauthenticated || api.lifecycle == Lifecycle::Prototyped {
         return None;
     }
-    let jwt = verifiers.jwt.is_some();
-    let keys = verifiers.api_keys.is_some();
     for route in api.routes.iter().filter(|r| r.auth == RouteAuth::Required) {
-        let schemes = &route.security.schemes;
-        let ok = if schemes.is_empty() {
-            jwt || keys
-        } else {
-            schemes.iter().any(|s| match s.kind {
-                SchemeKind::Bearer | SchemeKind::Oauth2 | SchemeKind::OpenIdConnect => jwt,
-                SchemeKind::ApiKey { .. } => keys,
-                SchemeKind::Unsupported { .. } => false,
-            })
-        };
-        if ok {
+        if verifiable(route, verifiers) {
             continue;
         }
+        let schemes = &route.security.schemes;
         let wanted = if schemes.is_empty() {
             "a credential".to_string()
         } else {
@@ -624,6 +632,17 @@ mod tests {
             ..Verifiers::default()
         };
         assert!(unverifiable(&a, &allowed).is_none());
+        let mut h = head(None, &[]);
+        let g = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap()
+            .block_on(authenticate(&allowed, &a, &a.routes[0], &mut h))
+            .unwrap();
+        assert_eq!(
+            g,
+            Grant::anonymous(),
+            "--allow-unauthenticated admits what cannot be checked"
+        );
         let unsupported = api(
             vec![route(
                 RouteAuth::Required,
