@@ -28,6 +28,7 @@ pub mod examples;
 pub mod files;
 pub mod model;
 pub mod plan;
+pub mod plan_diff;
 pub mod refs;
 pub mod render;
 pub mod rules;

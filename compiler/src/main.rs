@@ -6,6 +6,7 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use portico_compiler::docs;
+use portico_compiler::plan_diff::PlanDiff;
 use portico_compiler::render::{self, Format};
 use portico_compiler::{compile, Options, Severity};
 
@@ -55,6 +56,29 @@ struct Cli {
     /// Hide info-level diagnostics.
     #[arg(long, short)]
     quiet: bool,
+
+    /// Compare with a plan compiled earlier (e.g. the one deployed) and print what changes on
+    /// stdout: APIs and routes added, removed, re-pointed, and which live connections the change
+    /// would close. For review in CI.
+    #[arg(long, value_name = "OLD_PLAN.json", conflicts_with = "lint")]
+    diff: Option<PathBuf>,
+
+    /// How to print --diff: human or json.
+    #[arg(long, default_value = "human", value_parser = ["human", "json"], requires = "diff")]
+    diff_format: String,
+}
+
+/// Largest plan file `--diff` reads.
+const MAX_PLAN_BYTES: u64 = 256 * 1024 * 1024;
+
+/// Reads the plan `--diff` compares with.
+fn read_old_plan(path: &std::path::Path) -> Result<portico_compiler::Plan, String> {
+    let size = std::fs::metadata(path).map_err(|e| e.to_string())?.len();
+    if size > MAX_PLAN_BYTES {
+        return Err(format!("larger than {} MiB", MAX_PLAN_BYTES >> 20));
+    }
+    let text = std::fs::read_to_string(path).map_err(|e| e.to_string())?;
+    portico_compiler::Plan::from_json(&text).map_err(|e| e.to_string())
 }
 
 fn main() -> ExitCode {
@@ -90,6 +114,16 @@ fn main() -> ExitCode {
         },
         None => docs::Templates::builtin(),
     };
+    let old_plan = match &cli.diff {
+        Some(path) => match read_old_plan(path) {
+            Ok(plan) => Some(plan),
+            Err(e) => {
+                eprintln!("error: --diff {}: {e}", path.display());
+                return ExitCode::from(2);
+            }
+        },
+        None => None,
+    };
     let out = compile(&cli.paths, &options);
     let mut diags = out.diagnostics.clone();
     if cli.quiet {
@@ -123,6 +157,19 @@ fn main() -> ExitCode {
         || (cli.deny_warnings && diags.iter().any(|d| d.severity == Severity::Warning));
     if failed {
         return ExitCode::from(1);
+    }
+    if let (Some(old), Some(plan)) = (&old_plan, &out.plan) {
+        let diff = PlanDiff::new(Some(old), plan);
+        let text = if cli.diff_format == "json" {
+            let mut json = serde_json::to_string_pretty(&diff).expect("a diff serializes");
+            json.push('\n');
+            json
+        } else {
+            diff.render_human()
+        };
+        if std::io::stdout().write_all(text.as_bytes()).is_err() {
+            return ExitCode::from(2);
+        }
     }
     if let (Some(dir), Some(plan)) = (&cli.out, &out.plan) {
         // Render first: a broken user template writes nothing, not half the outputs.

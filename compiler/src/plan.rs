@@ -66,6 +66,17 @@ impl Lifecycle {
     pub fn as_str(self) -> &'static str {
         Self::NAMES[self as usize]
     }
+
+    /// Whether an API in this state accepts connections (and keeps its live ones). The one rule
+    /// the runtime's handshake and a reload's [`crate::plan_diff::PlanDiff`] both follow, so they
+    /// cannot disagree: PUBLISHED, DEPRECATED and PROTOTYPED are served; CREATED, BLOCKED and
+    /// RETIRED are not.
+    pub fn admits(self) -> bool {
+        matches!(
+            self,
+            Lifecycle::Published | Lifecycle::Deprecated | Lifecycle::Prototyped
+        )
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

@@ -644,3 +644,69 @@ fn plan_round_trips_through_from_json() {
     assert_ne!(edited, text);
     assert!(Plan::from_json(&edited).is_err());
 }
+
+#[test]
+fn diff_shows_what_a_spec_change_does_to_the_deployed_plan() {
+    let dir = folder_with(&clean());
+    let out = run(dir.path(), &["api.yaml", "--out", "deployed"]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    // The change under review: the room topic moves, a lobby topic appears.
+    let changed = edit(
+        &clean(),
+        "address: /rooms/{roomId}\n",
+        "address: /halls/{roomId}\n",
+    );
+    write(dir.path(), "api.yaml", &changed);
+    let out = run(dir.path(), &["api.yaml", "--diff", "deployed/plan.json"]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let text = stdout(&out);
+    assert!(
+        text.contains("+ route /chat/1.0.0/halls/{roomId}: route added"),
+        "{text}"
+    );
+    assert!(
+        text.contains(
+            "- route /chat/1.0.0/rooms/{roomId}: route removed — closes live connections"
+        ),
+        "{text}"
+    );
+    assert!(
+        text.ends_with("2 changes, 1 of which closes live connections\n"),
+        "{text}"
+    );
+
+    let out = run(
+        dir.path(),
+        &[
+            "api.yaml",
+            "--diff",
+            "deployed/plan.json",
+            "--diff-format",
+            "json",
+        ],
+    );
+    let json: Value = serde_json::from_str(&stdout(&out)).expect("JSON on stdout");
+    assert_eq!(json["changes"][1]["kind"]["type"], "routeRemoved");
+    assert_eq!(json["changes"][1]["closes"], "the route was removed");
+    assert!(json["oldHash"].as_str().unwrap().starts_with("sha256:"));
+
+    // Unchanged specs: no changes.
+    write(dir.path(), "api.yaml", clean());
+    let out = run(dir.path(), &["api.yaml", "--diff", "deployed/plan.json"]);
+    assert!(stdout(&out).ends_with("no changes\n"), "{}", stdout(&out));
+}
+
+#[test]
+fn diff_against_an_unreadable_plan_is_a_usage_error() {
+    let dir = folder_with(&clean());
+    let out = run(dir.path(), &["api.yaml", "--diff", "missing.json"]);
+    assert_eq!(code(&out), 2);
+    assert!(
+        stderr(&out).contains("--diff missing.json"),
+        "{}",
+        stderr(&out)
+    );
+    write(dir.path(), "bad.json", "{\"planVersion\": 99}");
+    let out = run(dir.path(), &["api.yaml", "--diff", "bad.json"]);
+    assert_eq!(code(&out), 2, "{}", stderr(&out));
+}

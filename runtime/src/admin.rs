@@ -5,88 +5,13 @@
 //! (The raw specs are the documents as written: whatever their authors put in them, such as
 //! `x-gateway.endpoints`, is in them.)
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
-use portico_compiler::docs::{self, Collected, Page, Templates};
-use portico_compiler::plan::Plan;
 use serde_json::json;
 use tokio::net::{TcpListener, TcpStream};
 
-use crate::config::Config;
 use crate::http::{read_head, write_response};
 use crate::Gateway;
-
-/// The docs of the plan being served, rendered once per (re)load and kept in memory.
-#[derive(Debug, Default)]
-pub struct DocsSite {
-    /// The hash of the plan they document.
-    pub hash: String,
-    /// By file name (`index.html`, `chat-api-1.0.0.html`, ...).
-    pub pages: HashMap<String, Page>,
-    /// Raw specs by `<api>/<version>`.
-    pub specs: HashMap<String, String>,
-    /// Why `/specs/` has nothing to serve, when it has not.
-    pub specs_missing: Option<String>,
-    /// Why there are no pages, when rendering failed.
-    pub error: Option<String>,
-}
-
-impl DocsSite {
-    /// Renders the docs of `plan`: from the specs when `collected` has them (descriptions, message
-    /// examples), else from the plan alone (serving `--plan`).
-    pub fn build(plan: &Plan, collected: Option<&Collected>, base_url: &str) -> DocsSite {
-        let options = docs::Options {
-            base_url: base_url.to_string(),
-            spec_links: collected.is_some(),
-        };
-        let empty = Collected::default();
-        let source = collected.unwrap_or(&empty);
-        let mut site = DocsSite {
-            hash: plan.hash.clone(),
-            ..DocsSite::default()
-        };
-        match docs::render(source, Some(plan), &options, &Templates::builtin()) {
-            Ok(pages) => {
-                site.pages = pages.into_iter().map(|p| (p.path.clone(), p)).collect();
-            }
-            Err(e) => site.error = Some(e),
-        }
-        match collected {
-            Some(c) => {
-                site.specs = docs::spec_files(c, plan)
-                    .into_iter()
-                    .map(|(api, version, text)| (format!("{api}/{version}"), text.to_string()))
-                    .collect();
-            }
-            None => site.specs_missing = Some(
-                "this runtime serves a compiled plan (--plan), which does not carry the specs; \
-                     run the runtime on the spec folder, or read the docs `compile --out` wrote"
-                    .to_string(),
-            ),
-        }
-        site
-    }
-}
-
-/// The gateway address the docs show: `--docs-base-url` (env `PORTICO_DOCS_BASE_URL`) if set
-/// (`ws://` or `wss://`, e.g. the public address of a TLS proxy in front), else `ws://` and the
-/// listen address (`localhost` for a wildcard address).
-pub fn docs_base_url(config: &Config) -> String {
-    if let Some(text) = &config.docs_base_url {
-        match docs::normalize_base_url(text) {
-            Ok(url) => return url,
-            Err(e) => tracing::warn!("--docs-base-url ignored: {e}"),
-        }
-    }
-    let addr = config.listen;
-    let host = match addr.ip() {
-        ip if ip.is_unspecified() || ip.is_loopback() => "localhost".to_string(),
-        std::net::IpAddr::V4(ip) => ip.to_string(),
-        std::net::IpAddr::V6(ip) => format!("[{ip}]"),
-    };
-    format!("ws://{host}:{}", addr.port())
-}
 
 /// An admin response.
 pub struct Response {
@@ -153,7 +78,7 @@ pub fn route(gateway: &Gateway, path: &str) -> Response {
         "/readyz" => {
             if *gateway.shutting_down.borrow() {
                 Response::text(503, "shutting down\n")
-            } else if gateway.table.load().is_some() {
+            } else if gateway.served.load().is_some() {
                 Response::text(200, "ready\n")
             } else {
                 Response::text(503, "no plan loaded yet\n")
@@ -180,12 +105,13 @@ pub fn route(gateway: &Gateway, path: &str) -> Response {
 }
 
 fn docs_page(gateway: &Gateway, name: &str) -> Response {
-    let Some(site) = gateway.docs.load_full() else {
+    let Some(served) = gateway.served.load_full() else {
         return Response::text(
             503,
             "the docs are rendered when a plan is loaded; none is yet\n",
         );
     };
+    let site = &served.docs;
     if let Some(e) = &site.error {
         return Response::text(500, format!("the docs could not be rendered: {e}\n"));
     }
@@ -201,9 +127,10 @@ fn docs_page(gateway: &Gateway, name: &str) -> Response {
 }
 
 fn spec(gateway: &Gateway, rest: &str) -> Response {
-    let Some(site) = gateway.docs.load_full() else {
+    let Some(served) = gateway.served.load_full() else {
         return Response::text(503, "no plan loaded yet\n");
     };
+    let site = &served.docs;
     if let Some(why) = &site.specs_missing {
         return Response::text(404, format!("no specs: {why}\n"));
     }
@@ -237,11 +164,11 @@ fn spec(gateway: &Gateway, rest: &str) -> Response {
 }
 
 fn plan_summary(gateway: &Gateway) -> String {
-    let table = gateway.table.load_full();
+    let served = gateway.served.load_full();
     let status = gateway.status.lock().expect("status").clone();
-    let apis: Vec<_> = table
+    let apis: Vec<_> = served
         .iter()
-        .flat_map(|t| t.apis())
+        .flat_map(|s| s.table.apis())
         .map(|entry| {
             let api = &entry.api;
             json!({
@@ -260,12 +187,14 @@ fn plan_summary(gateway: &Gateway) -> String {
         })
         .collect();
     let mut body = serde_json::to_string_pretty(&json!({
-        "hash": table.as_ref().map(|t| t.plan_hash.clone()),
+        "hash": served.as_ref().map(|s| s.hash().to_string()),
         "apis": apis,
         "connections": gateway.connections.count(),
         "reloads": status.reloads,
         "failedReloads": status.failed_reloads,
         "lastReloadError": status.last_error,
+        "lastDiff": status.last_diff,
+        "watch": status.watch,
     }))
     .expect("serializable");
     body.push('\n');
@@ -279,6 +208,8 @@ mod tests {
     use clap::Parser;
 
     use super::*;
+    use crate::config::Config;
+    use crate::docs_site::docs_base_url;
     use crate::reload::{self, Source};
 
     const SPEC: &str = "asyncapi: 3.1.0
@@ -331,9 +262,9 @@ operations:
             paths: vec![dir.path().to_path_buf()],
             context: None,
         };
-        let loaded = reload::load(&source).unwrap();
-        reload::apply(&g, &loaded);
-        let plan = &loaded.plan;
+        let loaded = reload::load(&source, &docs_base_url(&g.config)).unwrap();
+        let plan = loaded.plan.clone();
+        reload::apply(&g, loaded);
 
         let index = route(&g, "/docs/");
         assert_eq!(index.status, 200, "{}", index.body);
@@ -385,8 +316,8 @@ operations:
         let out = portico_compiler::compile(&[spec], &portico_compiler::Options::default());
         let plan_path = write(dir.path(), "plan.json", &out.plan.unwrap().to_json());
         let g = gateway(&["--plan", plan_path.to_str().unwrap()]);
-        let loaded = reload::load(&Source::PlanFile(plan_path)).unwrap();
-        reload::apply(&g, &loaded);
+        let loaded = reload::load(&Source::PlanFile(plan_path), "ws://localhost:9099").unwrap();
+        reload::apply(&g, loaded);
         let page = route(&g, "/docs/chat-api-1.0.0.md");
         assert_eq!(page.status, 200, "{}", page.body);
         assert!(page
@@ -415,7 +346,7 @@ operations:
         reload::reload(&g, &source).await;
         let page = route(&g, "/docs/chat-api-1.0.0.html");
         assert!(page.body.contains("Chat in rooms."));
-        assert!(page.body.contains(&g.docs.load().as_ref().unwrap().hash));
+        assert!(page.body.contains(g.served.load().as_ref().unwrap().hash()));
         assert_eq!(
             route(&g, "/specs/chat-api/1.0.0.yaml").body,
             SPEC.replace("Talk in rooms.", "Chat in rooms.")

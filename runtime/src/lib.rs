@@ -17,6 +17,7 @@ pub mod backend;
 pub mod builtin;
 pub mod config;
 pub mod connections;
+pub mod docs_site;
 pub mod http;
 pub mod metrics;
 pub mod policy;
@@ -24,8 +25,10 @@ pub mod refusal;
 pub mod relay;
 pub mod reload;
 pub mod routes;
+pub mod served;
 pub mod server;
 pub mod settings;
+pub mod watcher;
 
 use std::sync::{Arc, Mutex};
 
@@ -36,21 +39,18 @@ use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use crate::config::Config;
 use crate::connections::Connections;
 use crate::metrics::Metrics;
-use crate::routes::RouteTable;
+use crate::served::Served;
 
 /// Everything the listeners share.
 pub struct Gateway {
     pub config: Config,
-    /// The plan being served; `None` until the first successful load.
-    pub table: ArcSwapOption<RouteTable>,
+    /// What is served (routes, docs); `None` until the first successful load.
+    pub served: ArcSwapOption<Served>,
     pub metrics: Metrics,
     pub connections: Arc<Connections>,
     pub tls: Arc<rustls::ClientConfig>,
     pub ws_config: WebSocketConfig,
     pub status: Mutex<ReloadStatus>,
-    /// The API docs of the plan being served (`/docs/` on the admin listener); `None` until the
-    /// first successful load.
-    pub docs: ArcSwapOption<admin::DocsSite>,
     /// The credentials' verifiers from `--config` (none until loaded: routes needing one are
     /// not served).
     pub verifiers: arc_swap::ArcSwap<policy::auth::Verifiers>,
@@ -65,6 +65,10 @@ pub struct ReloadStatus {
     pub failed_reloads: u64,
     /// Diagnostics of the last failed compile, rendered for people (cleared by a good one).
     pub last_error: Option<String>,
+    /// The last plan change applied, with the connections each change closed.
+    pub last_diff: Option<reload::AppliedDiff>,
+    /// The file watcher's state (`enabled: false` without `--watch`).
+    pub watch: watcher::WatchHealth,
 }
 
 impl Gateway {
@@ -90,13 +94,12 @@ impl Gateway {
         };
         Ok(Arc::new(Gateway {
             config,
-            table: ArcSwapOption::empty(),
+            served: ArcSwapOption::empty(),
             metrics: Metrics::default(),
             connections: Arc::new(Connections::default()),
             tls,
             ws_config,
             status: Mutex::new(ReloadStatus::default()),
-            docs: ArcSwapOption::empty(),
             verifiers: arc_swap::ArcSwap::from_pointee(verifiers),
             shutting_down,
         }))

@@ -62,22 +62,19 @@ async fn run(config: Config) -> ExitCode {
             return ExitCode::from(2);
         }
     }
-    let loaded = {
-        let src = source.clone();
-        match tokio::task::spawn_blocking(move || reload::load(&src)).await {
-            Ok(Ok(loaded)) => loaded,
-            Ok(Err(problems)) => {
-                error!("cannot serve: the specs have errors\n{problems}");
-                return ExitCode::from(1);
-            }
-            Err(e) => {
-                error!("the compiler panicked: {e}");
-                return ExitCode::from(1);
-            }
+    // Compiling and rendering the docs is CPU work: `load_blocking` runs it off the async threads.
+    let loaded = match reload::load_blocking(&gateway, &source).await {
+        Ok(loaded) => loaded,
+        Err(problems) => {
+            error!("cannot serve: the specs have errors\n{problems}");
+            return ExitCode::from(1);
         }
     };
-    reload::apply(&gateway, &loaded);
-    let plan = &loaded.plan;
+    let files_read = loaded.files_read.clone();
+    // Startup is the first reload: the same apply, from no plan.
+    reload::apply(&gateway, loaded);
+    let served = gateway.served.load_full().expect("applied");
+    let plan = &served.plan;
     let listener = match TcpListener::bind(gateway.config.listen).await {
         Ok(l) => l,
         Err(e) => {
@@ -107,7 +104,7 @@ async fn run(config: Config) -> ExitCode {
     }
     // The watch is set up before the admin listener answers /readyz.
     if watch {
-        match reload::watch(gateway.clone(), source.clone()) {
+        match portico_runtime::watcher::watch(gateway.clone(), source.clone(), &files_read) {
             Ok(reloading) => {
                 tokio::spawn(reloading);
             }

@@ -64,6 +64,9 @@ pub struct Metrics {
     pub backend_connect_seconds: HistogramFamily<ApiLabels>,
     pub reloads: Family<ResultLabels, Counter>,
     pub plan: Family<PlanLabels, Gauge>,
+    /// 1 while every watched root is watched, 0 while one is missing (see `watch`).
+    pub watch_healthy: Gauge,
+    pub watch_rearms: Gauge,
 }
 
 fn connect_histogram() -> Histogram {
@@ -83,6 +86,8 @@ impl Default for Metrics {
             backend_connect_seconds: Family::new_with_constructor(connect_histogram),
             reloads: Family::default(),
             plan: Family::default(),
+            watch_healthy: Gauge::default(),
+            watch_rearms: Gauge::default(),
             registry: Registry::default(),
         };
         registry.register(
@@ -130,6 +135,16 @@ impl Default for Metrics {
             "The plan being served (value 1, hash as label)",
             m.plan.clone(),
         );
+        registry.register(
+            "watch_healthy",
+            "1 while every watched spec root is watched (0: one is missing; see /plan)",
+            m.watch_healthy.clone(),
+        );
+        registry.register(
+            "watch_rearms",
+            "Times a replaced spec folder was found and watched again",
+            m.watch_rearms.clone(),
+        );
         Metrics { registry, ..m }
     }
 }
@@ -144,6 +159,11 @@ impl Metrics {
     }
 
     /// Marks `hash` as the plan being served (and no other).
+    pub fn set_watch_health(&self, health: &crate::watcher::WatchHealth) {
+        self.watch_healthy.set(i64::from(health.healthy));
+        self.watch_rearms.set(health.rearms as i64);
+    }
+
     pub fn set_plan(&self, hash: &str) {
         self.plan.clear();
         self.plan

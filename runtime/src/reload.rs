@@ -11,19 +11,19 @@
 
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::Duration;
 
-use notify::{RecursiveMode, Watcher};
-use portico_compiler::docs::{self, Collected};
-use portico_compiler::plan::{Lifecycle, Plan};
+use portico_compiler::docs;
+use portico_compiler::plan::Plan;
+use portico_compiler::plan_diff::{Change, PlanDiff};
 use portico_compiler::{compile, Options};
-use tokio::sync::mpsc;
+use serde::Serialize;
 use tracing::{error, info, warn};
 
-use crate::admin::{docs_base_url, DocsSite};
+use crate::docs_site::{docs_base_url, DocsSite};
 use crate::metrics::ResultLabels;
 use crate::relay::CloseCommand;
 use crate::routes::RouteTable;
+use crate::served::Served;
 use crate::Gateway;
 
 /// Where the plan comes from.
@@ -38,50 +38,41 @@ pub enum Source {
     PlanFile(PathBuf),
 }
 
-impl Source {
-    /// What to watch: spec folders recursively; for a single file (a spec, or the plan), its
-    /// folder, because editors and `compile --out` replace files by rename, which a watch on the
-    /// file itself would lose after the first save.
-    fn watch_paths(&self) -> Vec<(PathBuf, RecursiveMode)> {
-        let folder_of = |file: &PathBuf| {
-            file.parent()
-                .filter(|p| !p.as_os_str().is_empty())
-                .map(PathBuf::from)
-                .unwrap_or_else(|| PathBuf::from("."))
-        };
-        let files: Vec<&PathBuf> = match self {
-            Source::Specs { paths, .. } => paths.iter().collect(),
-            Source::PlanFile(file) => vec![file],
-        };
-        files
-            .into_iter()
-            .map(|p| {
-                if p.is_dir() {
-                    (p.clone(), RecursiveMode::Recursive)
-                } else {
-                    (folder_of(p), RecursiveMode::NonRecursive)
-                }
-            })
-            .collect()
-    }
-}
-
-/// A loaded plan, and what the docs need from the specs it was compiled from (their prose is
-/// not in the plan; none when serving a plan file).
+/// A plan ready to serve, with its docs already rendered (CPU work done by [`load`], off the
+/// async threads).
 pub struct Loaded {
     pub plan: Plan,
-    specs: Option<Collected>,
+    pub docs: DocsSite,
+    /// Every file the compilation read (for the watcher).
+    pub files_read: Vec<PathBuf>,
 }
 
-impl Loaded {
-    /// Renders the docs site for this plan (CPU work: call it off the async threads).
-    pub fn docs(&self, base_url: &str) -> DocsSite {
-        DocsSite::build(&self.plan, self.specs.as_ref(), base_url)
+/// Why no plan was built, and what was read trying.
+#[derive(Debug)]
+pub struct LoadFailure {
+    /// The diagnostics rendered for people.
+    pub text: String,
+    pub files_read: Vec<PathBuf>,
+}
+
+impl LoadFailure {
+    fn new(text: impl Into<String>) -> LoadFailure {
+        LoadFailure {
+            text: text.into(),
+            files_read: Vec::new(),
+        }
     }
 }
 
-/// Builds the plan. On failure, returns the diagnostics rendered for people.
-pub fn load(source: &Source) -> Result<Loaded, String> {
+impl std::fmt::Display for LoadFailure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.text)
+    }
+}
+
+/// Builds the plan and renders its docs (CPU work: call it on a blocking thread). On failure,
+/// returns the diagnostics rendered for people.
+pub fn load(source: &Source, docs_base_url: &str) -> Result<Loaded, LoadFailure> {
     match source {
         Source::Specs { paths, context } => {
             let options = Options {
@@ -89,6 +80,12 @@ pub fn load(source: &Source) -> Result<Loaded, String> {
                 ..Options::default()
             };
             let out = compile(paths, &options);
+            let files_read: Vec<PathBuf> = out
+                .files
+                .sources
+                .files()
+                .map(|(_, f)| f.path.clone())
+                .collect();
             let warnings: Vec<_> = out
                 .diagnostics
                 .iter()
@@ -103,13 +100,20 @@ pub fn load(source: &Source) -> Result<Loaded, String> {
                 );
             }
             if out.documents.is_empty() && !out.has_errors() {
-                return Err("no AsyncAPI documents found".to_string());
+                return Err(LoadFailure {
+                    text: "no AsyncAPI documents found".to_string(),
+                    files_read,
+                });
             }
             match &out.plan {
-                Some(plan) => Ok(Loaded {
-                    plan: plan.clone(),
-                    specs: Some(docs::collect(&out)),
-                }),
+                Some(plan) => {
+                    let collected = docs::collect(&out);
+                    Ok(Loaded {
+                        docs: DocsSite::build(plan, Some(&collected), docs_base_url),
+                        plan: plan.clone(),
+                        files_read,
+                    })
+                }
                 None => {
                     let problems: Vec<_> = out
                         .diagnostics
@@ -117,58 +121,66 @@ pub fn load(source: &Source) -> Result<Loaded, String> {
                         .filter(|d| d.is_error())
                         .cloned()
                         .collect();
-                    Err(format!(
-                        "{}{}",
-                        portico_compiler::render::human(&out.files.sources, &problems, false),
-                        portico_compiler::render::summary(&out.diagnostics, out.documents.len())
-                    ))
+                    Err(LoadFailure {
+                        text: format!(
+                            "{}{}",
+                            portico_compiler::render::human(&out.files.sources, &problems, false),
+                            portico_compiler::render::summary(
+                                &out.diagnostics,
+                                out.documents.len()
+                            )
+                        ),
+                        files_read,
+                    })
                 }
             }
         }
         Source::PlanFile(path) => {
-            let text = std::fs::read_to_string(path)
-                .map_err(|e| format!("cannot read the plan {}: {e}", path.display()))?;
-            Plan::from_json(&text)
-                .map(|plan| Loaded { plan, specs: None })
-                .map_err(|e| format!("{}: {e}", path.display()))
+            let text = std::fs::read_to_string(path).map_err(|e| {
+                LoadFailure::new(format!("cannot read the plan {}: {e}", path.display()))
+            })?;
+            let plan = Plan::from_json(&text)
+                .map_err(|e| LoadFailure::new(format!("{}: {e}", path.display())))?;
+            Ok(Loaded {
+                docs: DocsSite::build(&plan, None, docs_base_url),
+                plan,
+                files_read: vec![path.clone()],
+            })
         }
     }
 }
 
-/// Swaps in the plan, closes the connections it no longer serves, and serves its docs. Returns
-/// how many connections were closed.
-pub fn apply(gateway: &Gateway, loaded: &Loaded) -> usize {
-    let site = loaded.docs(&docs_base_url(&gateway.config));
-    let closed = swap_table(gateway, &loaded.plan);
-    store_docs(gateway, site);
-    closed
+/// [`load`] on a blocking thread, with the gateway's docs address.
+pub async fn load_blocking(gateway: &Gateway, source: &Source) -> Result<Loaded, LoadFailure> {
+    let source = source.clone();
+    let base_url = docs_base_url(&gateway.config);
+    tokio::task::spawn_blocking(move || load(&source, &base_url))
+        .await
+        .unwrap_or_else(|e| Err(LoadFailure::new(format!("the compiler panicked: {e}"))))
 }
 
-fn store_docs(gateway: &Gateway, site: DocsSite) {
-    if let Some(e) = &site.error {
-        error!("cannot render the API docs: {e}");
+/// A diff as applied: each change with the number of live connections it closed.
+#[derive(Clone, Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AppliedDiff {
+    pub old_hash: Option<String>,
+    pub new_hash: String,
+    pub changes: Vec<AppliedChange>,
+}
+
+#[derive(Clone, Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AppliedChange {
+    #[serde(flatten)]
+    pub change: Change,
+    /// Live connections this change closed.
+    pub closed: usize,
+}
+
+impl AppliedDiff {
+    pub fn closed(&self) -> usize {
+        self.changes.iter().map(|c| c.closed).sum()
     }
-    gateway.docs.store(Some(Arc::new(site)));
-}
-
-/// Swaps the route table and closes what it no longer serves.
-fn swap_table(gateway: &Gateway, plan: &Plan) -> usize {
-    let table = Arc::new(RouteTable::new(&servable(gateway, plan)));
-    gateway.table.store(Some(table.clone()));
-    gateway.metrics.set_plan(&plan.hash);
-    gateway.connections.close_where(|api, route| {
-        let Some(entry) = table.api_by_context(api) else {
-            return Some(CloseCommand::new(1001, "the API was removed"));
-        };
-        match entry.api.lifecycle {
-            Lifecycle::Blocked => return Some(CloseCommand::new(1001, "the API is blocked")),
-            Lifecycle::Retired => return Some(CloseCommand::new(1001, "the API is retired")),
-            Lifecycle::Created => return Some(CloseCommand::new(1001, "the API is not published")),
-            _ => {}
-        }
-        (!entry.api.routes.iter().any(|r| r.pattern == route))
-            .then(|| CloseCommand::new(1001, "the route was removed"))
-    })
 }
 
 /// The plan without the APIs whose credentials no configured verifier can check (fail closed).
@@ -187,99 +199,103 @@ fn servable(gateway: &Gateway, plan: &Plan) -> Plan {
     served
 }
 
-/// Recompiles and applies; keeps the running plan if the new one has errors.
-pub async fn reload(gateway: &Arc<Gateway>, source: &Source) {
-    let src = source.clone();
-    let base_url = docs_base_url(&gateway.config);
-    // Compile and render the docs off the async threads.
-    let result = tokio::task::spawn_blocking(move || {
-        load(&src).map(|loaded| {
-            let site = loaded.docs(&base_url);
-            (loaded.plan, site)
-        })
-    })
-    .await
-    .unwrap_or_else(|e| Err(format!("the compiler panicked: {e}")));
-    let mut status = gateway.status.lock().expect("status").clone();
-    match result {
-        Ok((plan, site)) => {
-            let unchanged = gateway
-                .table
-                .load()
-                .as_ref()
-                .is_some_and(|t| t.plan_hash == plan.hash);
-            status.last_error = None;
-            if unchanged {
-                gateway
-                    .metrics
-                    .reloads
-                    .get_or_create(&ResultLabels {
-                        result: "unchanged",
-                    })
-                    .inc();
-                // The plan is the same, but prose in the specs (descriptions live in the docs, not
-                // in the plan) may have changed.
-                store_docs(gateway, site);
-            } else {
-                let closed = swap_table(gateway, &plan);
-                store_docs(gateway, site);
-                status.reloads += 1;
-                gateway
-                    .metrics
-                    .reloads
-                    .get_or_create(&ResultLabels { result: "ok" })
-                    .inc();
-                info!(hash = %plan.hash, apis = plan.apis.len(), closed, "plan reloaded");
-            }
-        }
-        Err(problems) => {
-            status.failed_reloads += 1;
-            status.last_error = Some(problems.clone());
-            gateway
-                .metrics
-                .reloads
-                .get_or_create(&ResultLabels { result: "failed" })
-                .inc();
-            error!("the new specs have errors; still serving the previous plan\n{problems}");
-        }
+/// Serves `loaded`: the one path for startup and every reload. Computes the diff from the plan
+/// being served (none at startup), swaps the served state whole, then closes exactly the live
+/// connections the diff names (1001 with its reason). A plan with the same hash keeps the route
+/// table (and its generation) and only refreshes the docs, whose prose is not in the plan.
+/// Returns the applied diff, or `None` when the plan was unchanged.
+pub fn apply(gateway: &Gateway, loaded: Loaded) -> Option<AppliedDiff> {
+    if let Some(e) = &loaded.docs.error {
+        error!("cannot render the API docs: {e}");
     }
-    *gateway.status.lock().expect("status") = status;
+    let previous = gateway.served.load_full();
+    if let Some(prev) = previous.as_ref().filter(|p| p.hash() == loaded.plan.hash) {
+        gateway.served.store(Some(Arc::new(Served {
+            plan: prev.plan.clone(),
+            table: prev.table.clone(),
+            docs: Arc::new(loaded.docs),
+            generation: prev.generation,
+        })));
+        return None;
+    }
+    let diff = PlanDiff::new(previous.as_ref().map(|p| &*p.plan), &loaded.plan);
+    let table = Arc::new(RouteTable::new(&servable(gateway, &loaded.plan)));
+    gateway.metrics.set_plan(&loaded.plan.hash);
+    gateway.served.store(Some(Arc::new(Served {
+        generation: previous.as_ref().map_or(0, |p| p.generation + 1),
+        plan: Arc::new(loaded.plan),
+        table,
+        docs: Arc::new(loaded.docs),
+    })));
+    // After the swap: a handshake that registers after this sweep sees the new generation and
+    // re-checks its route (see `server::register`).
+    let changes = diff
+        .changes
+        .into_iter()
+        .map(|change| {
+            let closed = match &change.closes {
+                None => 0,
+                Some(reason) => gateway.connections.close_where(|api, route| {
+                    (api == change.api && change.route.as_deref().is_none_or(|r| r == route))
+                        .then(|| CloseCommand::new(1001, reason.clone()))
+                }),
+            };
+            AppliedChange { change, closed }
+        })
+        .collect();
+    let applied = AppliedDiff {
+        old_hash: diff.old_hash,
+        new_hash: diff.new_hash,
+        changes,
+    };
+    for c in &applied.changes {
+        info!(
+            api = %c.change.api,
+            route = c.change.route.as_deref().unwrap_or(""),
+            change = ?c.change.kind,
+            closed = c.closed,
+            "plan change"
+        );
+    }
+    gateway.status.lock().expect("status").last_diff = Some(applied.clone());
+    Some(applied)
 }
 
-/// Starts watching the source. The watch is in place when this returns (so `/readyz` never says
-/// ready before a change would be seen); the returned future reloads after each burst of changes,
-/// until the process ends.
-pub fn watch(
-    gateway: Arc<Gateway>,
-    source: Source,
-) -> Result<impl std::future::Future<Output = ()>, String> {
-    let (tx, mut rx) = mpsc::unbounded_channel::<()>();
-    let mut watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
-        if let Ok(event) = event {
-            if !matches!(event.kind, notify::EventKind::Access(_)) {
-                let _ = tx.send(());
-            }
-        }
-    })
-    .map_err(|e| format!("cannot start the file watcher: {e}"))?;
-    for (path, mode) in source.watch_paths() {
-        watcher
-            .watch(&path, mode)
-            .map_err(|e| format!("cannot watch {}: {e}", path.display()))?;
-    }
-    let quiet = Duration::from_millis(gateway.config.reload_debounce_ms);
-    Ok(async move {
-        let _watcher = watcher;
-        while rx.recv().await.is_some() {
-            // Debounce: wait until no event arrived for `quiet`.
-            loop {
-                match tokio::time::timeout(quiet, rx.recv()).await {
-                    Ok(Some(())) => continue,
-                    Ok(None) => return,
-                    Err(_) => break,
+/// Recompiles and applies; keeps the running plan if the new one has errors.
+pub async fn reload(gateway: &Arc<Gateway>, source: &Source) {
+    report(gateway, load_blocking(gateway, source).await);
+}
+
+/// Applies a successful load, or keeps the running plan and records why the load failed.
+pub fn report(gateway: &Gateway, result: Result<Loaded, LoadFailure>) {
+    let outcome = match result {
+        Ok(loaded) => {
+            gateway.status.lock().expect("status").last_error = None;
+            let hash = loaded.plan.hash.clone();
+            let apis = loaded.plan.apis.len();
+            match apply(gateway, loaded) {
+                None => "unchanged",
+                Some(applied) => {
+                    gateway.status.lock().expect("status").reloads += 1;
+                    info!(hash = %hash, apis, closed = applied.closed(), "plan reloaded");
+                    "ok"
                 }
             }
-            reload(&gateway, &source).await;
         }
-    })
+        Err(failure) => {
+            error!(
+                "the new specs have errors; still serving the previous plan\n{}",
+                failure.text
+            );
+            let mut status = gateway.status.lock().expect("status");
+            status.failed_reloads += 1;
+            status.last_error = Some(failure.text);
+            "failed"
+        }
+    };
+    gateway
+        .metrics
+        .reloads
+        .get_or_create(&ResultLabels { result: outcome })
+        .inc();
 }

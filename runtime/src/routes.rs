@@ -79,6 +79,8 @@ pub enum Lookup<'a> {
 pub struct Match<'a> {
     pub api: &'a Arc<ApiEntry>,
     pub route: &'a Route,
+    /// The route's position in its API ([`ApiEntry::route`]), to refer to it without a borrow.
+    pub index: usize,
     /// Captured parameters, decoded.
     pub params: Vec<(String, String)>,
     /// For `/*` routes: the decoded remaining segments.
@@ -144,11 +146,12 @@ impl RouteTable {
             } else {
                 rest[1..].split('/').collect()
             };
-            for compiled in &api.routes {
+            for (index, compiled) in api.routes.iter().enumerate() {
                 if let Some((params, tail)) = match_segments(&compiled.segments, &segments) {
                     return Lookup::Found(Match {
                         api,
                         route: &compiled.route,
+                        index,
                         params,
                         rest: tail,
                     });
@@ -164,6 +167,11 @@ impl ApiEntry {
     /// A stable key for this API in metrics and the connection registry.
     pub fn key(&self) -> &str {
         &self.api.context
+    }
+
+    /// The route at `index` (as [`Match::index`] gives it).
+    pub fn route(&self, index: usize) -> Option<&Route> {
+        self.routes.get(index).map(|c| &c.route)
     }
 }
 

@@ -9,19 +9,23 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use portico_compiler::plan::Lifecycle;
+use portico_compiler::plan::{Lifecycle, PlanApi, Route};
 use tokio::net::{TcpListener, TcpStream};
 use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
 use tokio_tungstenite::tungstenite::protocol::Role;
+use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::WebSocketStream;
 use tracing::{info, warn};
 
-use crate::backend::{self, BackendRequest, BackendSocket};
+use crate::backend::{self, BackendRequest, BackendSocket, Connected};
 use crate::connections::{LimitError, Registration};
 use crate::http::{read_head, write_text, HeadError, RequestHead};
 use crate::metrics::{CloseLabels, ConnectionMetrics, StatusLabels};
+use crate::policy::grant::{Grant, KeyType};
+use crate::refusal::Refusal;
 use crate::relay::{relay, RelayOptions, RelayReport};
-use crate::routes::{backend_url, Lookup};
+use crate::routes::{backend_url, ApiEntry, Lookup, Match};
+use crate::served::Served;
 use crate::Gateway;
 
 /// Accepts connections until `stop` resolves.
@@ -47,21 +51,6 @@ pub async fn serve(
             }
         }
     }
-}
-
-async fn refuse(
-    gateway: &Gateway,
-    stream: &mut TcpStream,
-    status: u16,
-    headers: &[(&str, String)],
-    text: &str,
-) {
-    gateway
-        .metrics
-        .handshakes
-        .get_or_create(&StatusLabels { status })
-        .inc();
-    let _ = write_text(stream, status, headers, text).await;
 }
 
 fn is_upgrade(head: &RequestHead) -> bool {
@@ -120,213 +109,295 @@ fn backend_headers(
 /// so that what stays allocated for the connection's life is the relay's state and nothing else
 /// (an async fn's future is as large as its largest state; measured with massif, this keeps an
 /// idle proxied connection near 15 KiB instead of 29 KiB).
-async fn handle(gateway: Arc<Gateway>, stream: TcpStream, peer: SocketAddr) {
-    if let Some(session) = Box::pin(handshake(&gateway, stream, peer)).await {
-        session.start(gateway);
-    }
-}
-
-/// Reads and answers the handshake; `None` when the connection was refused (already answered).
-async fn handshake(gateway: &Gateway, mut stream: TcpStream, peer: SocketAddr) -> Option<Session> {
+async fn handle(gateway: Arc<Gateway>, mut stream: TcpStream, peer: SocketAddr) {
     let _ = stream.set_nodelay(true);
     // The handshake and the backend connection are boxed: an async fn's future is as large as its
     // largest state, and theirs (buffers, TLS state) would otherwise stay inside every connection's
     // task for its whole life (measured with massif: 15 KiB per connection).
-    let head = match tokio::time::timeout(
-        gateway.config.handshake_timeout(),
-        Box::pin(read_head(&mut stream)),
-    )
-    .await
-    {
-        Err(_) => {
-            refuse(gateway, &mut stream, 408, &[], "handshake timeout").await;
-            return None;
+    match Box::pin(handshake(&gateway, &mut stream, peer)).await {
+        Ok(upgrade) => {
+            if let Some(session) = upgrade.complete(&gateway, stream, peer).await {
+                session.start(gateway);
+            }
         }
-        Ok(Err(HeadError::Io)) => return None,
-        Ok(Err(HeadError::Malformed(why))) => {
-            refuse(gateway, &mut stream, 400, &[], why).await;
-            return None;
-        }
-        Ok(Ok(pair)) => pair,
-    };
-    let (mut head, leftover) = head;
-    if head.method != "GET" {
-        refuse(
-            gateway,
-            &mut stream,
-            405,
-            &[("allow", "GET".into())],
-            "only GET can open a WebSocket",
-        )
-        .await;
-        return None;
+        Err(Failed::Refused(refusal)) => respond(&gateway, &mut stream, &refusal).await,
+        Err(Failed::Gone) => {}
     }
+}
+
+/// Why a handshake ended without an upgrade.
+enum Failed {
+    /// Answered with this status and reason.
+    Refused(Refusal),
+    /// The client went away (or stopped sending): there is no one to answer.
+    Gone,
+}
+
+impl From<Refusal> for Failed {
+    fn from(refusal: Refusal) -> Failed {
+        Failed::Refused(refusal)
+    }
+}
+
+/// The one writer of refusals: counts the status and sends the plain-text reason.
+async fn respond(gateway: &Gateway, stream: &mut TcpStream, refusal: &Refusal) {
+    gateway
+        .metrics
+        .handshakes
+        .get_or_create(&StatusLabels {
+            status: refusal.status,
+        })
+        .inc();
+    let headers: Vec<(&str, String)> = refusal
+        .headers
+        .iter()
+        .map(|(k, v)| (*k, v.clone()))
+        .collect();
+    let _ = write_text(stream, refusal.status, &headers, &refusal.text).await;
+}
+
+/// The handshake as one sequence of decisions, cheapest and unauthenticated first; the backend is
+/// connected last, before the client's upgrade is answered (so an unreachable backend is a 502,
+/// never a socket that leads nowhere).
+async fn handshake(
+    gateway: &Gateway,
+    stream: &mut TcpStream,
+    peer: SocketAddr,
+) -> Result<Upgrade, Failed> {
+    let (mut head, leftover) = read_request(gateway, stream).await?;
+    require_get(&head)?;
+    require_running(gateway)?;
+    let served = current(gateway)?;
+    let matched = find_route(&served, &head.path)?;
+    require_upgrade(&head)?;
+    // Credentials: verified before any backend connection, and stripped from what it sees.
+    let grant = authenticate(gateway, &matched, &mut head).await?;
+    let registration = register(gateway, &served, &matched, &head.path)?;
+    let backend = connect_backend(gateway, &head, peer, &matched, &grant).await?;
+    Ok(Upgrade {
+        head,
+        leftover,
+        matched,
+        registration,
+        backend,
+    })
+}
+
+/// Reads the request head, bounded in size and time.
+async fn read_request(
+    gateway: &Gateway,
+    stream: &mut TcpStream,
+) -> Result<(RequestHead, Vec<u8>), Failed> {
+    match tokio::time::timeout(gateway.config.handshake_timeout(), read_head(stream)).await {
+        Err(_) => Err(Refusal::new(408, "handshake timeout").into()),
+        Ok(Err(HeadError::Io)) => Err(Failed::Gone),
+        Ok(Err(HeadError::Malformed(why))) => Err(Refusal::new(400, why).into()),
+        Ok(Ok(pair)) => Ok(pair),
+    }
+}
+
+fn require_get(head: &RequestHead) -> Result<(), Refusal> {
+    if head.method == "GET" {
+        Ok(())
+    } else {
+        Err(Refusal::new(405, "only GET can open a WebSocket").header("allow", "GET"))
+    }
+}
+
+fn require_running(gateway: &Gateway) -> Result<(), Refusal> {
     if *gateway.shutting_down.borrow() {
-        refuse(
-            gateway,
-            &mut stream,
-            503,
-            &[],
-            "the gateway is shutting down",
-        )
-        .await;
-        return None;
+        Err(Refusal::new(503, "the gateway is shutting down"))
+    } else {
+        Ok(())
     }
-    let Some(table) = gateway.table.load_full() else {
-        refuse(gateway, &mut stream, 503, &[], "no plan loaded yet").await;
-        return None;
-    };
-    let m = match table.lookup(&head.path) {
-        Lookup::NoApi => {
-            refuse(
-                gateway,
-                &mut stream,
-                404,
-                &[],
-                "no API is served at this path",
-            )
-            .await;
-            return None;
-        }
+}
+
+fn current(gateway: &Gateway) -> Result<Arc<Served>, Refusal> {
+    gateway
+        .served
+        .load_full()
+        .ok_or_else(|| Refusal::new(503, "no plan loaded yet"))
+}
+
+/// A route matched in the served table, owned (no borrow of the table), so the handshake can
+/// keep it across awaits.
+struct Matched {
+    api: Arc<ApiEntry>,
+    /// Index of the route in `api` (see [`ApiEntry::route`]).
+    index: usize,
+    params: Vec<(String, String)>,
+    rest: Vec<String>,
+}
+
+impl Matched {
+    fn route(&self) -> &Route {
+        self.api
+            .route(self.index)
+            .expect("the index came from this API's lookup")
+    }
+
+    fn plan_api(&self) -> &PlanApi {
+        &self.api.api
+    }
+
+    /// The backend URL on `endpoint` for this match and the client's query.
+    fn backend_url(&self, endpoint: &str, query: Option<&str>) -> String {
+        let m = Match {
+            api: &self.api,
+            route: self.route(),
+            index: self.index,
+            params: self.params.clone(),
+            rest: self.rest.clone(),
+        };
+        backend_url(endpoint, &m, query)
+    }
+}
+
+/// Matches the path. The API's lifecycle is checked before its topics, so an unpublished API
+/// discloses nothing (not even that it exists) and a retired one answers 410 on every path.
+fn find_route(served: &Served, path: &str) -> Result<Matched, Refusal> {
+    let no_api = || Refusal::new(404, "no API is served at this path");
+    let m = match served.table.lookup(path) {
+        Lookup::NoApi => return Err(no_api()),
         Lookup::NoTopic { api } => {
-            let text = format!(
-                "{} {} has no topic at this path",
-                api.api.title, api.api.version
-            );
-            refuse(gateway, &mut stream, 404, &[], &text).await;
-            return None;
+            admit(&api.api)?;
+            return Err(Refusal::new(
+                404,
+                format!(
+                    "{} {} has no topic at this path",
+                    api.api.title, api.api.version
+                ),
+            ));
         }
         Lookup::Found(m) => m,
     };
-    let api = &m.api.api;
-    match api.lifecycle {
-        Lifecycle::Created => {
-            refuse(
-                gateway,
-                &mut stream,
-                404,
-                &[],
-                "no API is served at this path",
-            )
-            .await;
-            return None;
-        }
+    admit(&m.api.api)?;
+    Ok(Matched {
+        api: m.api.clone(),
+        index: m.index,
+        params: m.params,
+        rest: m.rest,
+    })
+}
+
+/// The handshake's side of the lifecycle rule ([`Lifecycle::admits`], which reloads follow too).
+fn admit(api: &PlanApi) -> Result<(), Refusal> {
+    if api.lifecycle.admits() {
+        return Ok(());
+    }
+    Err(match api.lifecycle {
         Lifecycle::Retired => {
-            let text = format!("{} {} is retired", api.title, api.version);
-            refuse(gateway, &mut stream, 410, &[], &text).await;
-            return None;
+            Refusal::new(410, format!("{} {} is retired", api.title, api.version))
         }
         Lifecycle::Blocked => {
-            let text = format!("{} {} is blocked", api.title, api.version);
-            refuse(gateway, &mut stream, 503, &[], &text).await;
-            return None;
+            Refusal::new(503, format!("{} {} is blocked", api.title, api.version))
         }
-        Lifecycle::Published | Lifecycle::Deprecated | Lifecycle::Prototyped => {}
-    }
-    if !is_upgrade(&head) {
-        refuse(
-            gateway,
-            &mut stream,
+        _ => Refusal::new(404, "no API is served at this path"),
+    })
+}
+
+fn require_upgrade(head: &RequestHead) -> Result<(), Refusal> {
+    if is_upgrade(head) {
+        Ok(())
+    } else {
+        Err(Refusal::new(
             426,
-            &[
-                ("upgrade", "websocket".into()),
-                ("sec-websocket-version", "13".into()),
-            ],
             "this is a WebSocket endpoint: connect with a WebSocket client",
         )
-        .await;
-        return None;
+        .header("upgrade", "websocket")
+        .header("sec-websocket-version", "13"))
     }
-    // Credentials: verified before any backend connection, and stripped from what it sees.
-    let grant = {
-        let verifiers = gateway.verifiers.load();
-        match crate::policy::auth::authenticate(&verifiers, api, m.route, &mut head).await {
-            Ok(grant) => grant,
-            Err(refusal) => {
-                refuse(
-                    gateway,
-                    &mut stream,
-                    refusal.status,
-                    &refusal.headers,
-                    &refusal.text,
-                )
-                .await;
-                return None;
-            }
-        }
-    };
-    let endpoint = match grant.key_type {
-        crate::policy::grant::KeyType::Sandbox => api
-            .endpoints
-            .sandbox
-            .as_deref()
-            .unwrap_or(&api.endpoints.production),
-        crate::policy::grant::KeyType::Production => &api.endpoints.production,
-    };
-    let api_limit = api
+}
+
+/// Registers the connection against the global and per-API limits. A reload may have swapped the
+/// table since the route was matched; it closes the vanished routes' connections *after* the swap,
+/// so a connection registered after that sweep must check the current table itself, or it would
+/// live on a route that no longer exists.
+fn register(
+    gateway: &Gateway,
+    matched_in: &Served,
+    matched: &Matched,
+    path: &str,
+) -> Result<Registration, Refusal> {
+    let (api, route, plan_api) = (&matched.api, matched.route(), matched.plan_api());
+    let api_limit = plan_api
         .limits
         .max_connections
         .map(|n| n as usize)
         .unwrap_or(gateway.config.max_connections_per_api);
-    let registration = match gateway.connections.register(
-        m.api.key(),
-        &m.route.pattern,
-        gateway.config.max_connections,
-        api_limit,
-    ) {
-        Ok(r) => r,
-        Err(LimitError::Global(n)) => {
-            let text = format!("the gateway is at its limit of {n} connections");
-            refuse(
-                gateway,
-                &mut stream,
-                503,
-                &[("retry-after", "5".into())],
-                &text,
-            )
-            .await;
-            return None;
-        }
-        Err(LimitError::PerApi(n)) => {
-            let text = format!(
-                "{} {} is at its limit of {n} connections",
-                api.title, api.version
+    let registration = gateway
+        .connections
+        .register(
+            api.key(),
+            &route.pattern,
+            gateway.config.max_connections,
+            api_limit,
+        )
+        .map_err(|e| {
+            let text = match e {
+                LimitError::Global(n) => format!("the gateway is at its limit of {n} connections"),
+                LimitError::PerApi(n) => format!(
+                    "{} {} is at its limit of {n} connections",
+                    plan_api.title, plan_api.version
+                ),
+            };
+            Refusal::new(503, text).header("retry-after", "5")
+        })?;
+    let now = current(gateway)?;
+    if now.generation != matched_in.generation {
+        // Matched in an older table: the route must still exist, unchanged, in the current one.
+        let still = find_route(&now, path)?;
+        if still.api.key() != api.key() || still.route().pattern != route.pattern {
+            return Err(
+                Refusal::new(503, "the route changed during the handshake: try again")
+                    .header("retry-after", "1"),
             );
-            refuse(
-                gateway,
-                &mut stream,
-                503,
-                &[("retry-after", "5".into())],
-                &text,
-            )
-            .await;
-            return None;
         }
+    }
+    Ok(registration)
+}
+
+/// The credential stage ([`crate::policy::auth::authenticate`]).
+async fn authenticate(
+    gateway: &Gateway,
+    matched: &Matched,
+    head: &mut RequestHead,
+) -> Result<Grant, Refusal> {
+    let verifiers = gateway.verifiers.load();
+    crate::policy::auth::authenticate(&verifiers, matched.plan_api(), matched.route(), head).await
+}
+
+/// Connects the backend before the client's upgrade is answered: the sandbox endpoint for
+/// sandbox credentials (the credential stage refused them when the API has none).
+async fn connect_backend(
+    gateway: &Gateway,
+    head: &RequestHead,
+    peer: SocketAddr,
+    matched: &Matched,
+    grant: &Grant,
+) -> Result<Connected, Refusal> {
+    let (api, route, plan_api) = (&matched.api, matched.route(), matched.plan_api());
+    let endpoint = match grant.key_type {
+        KeyType::Sandbox => plan_api
+            .endpoints
+            .sandbox
+            .as_deref()
+            .unwrap_or(&plan_api.endpoints.production),
+        KeyType::Production => &plan_api.endpoints.production,
     };
-    let url = backend_url(endpoint, &m, head.query.as_deref());
-    let offered = head.header("sec-websocket-protocol");
-    let mut ws_config = gateway.ws_config;
-    if let Some(max) = api.limits.max_message_bytes {
-        ws_config = ws_config.max_message_size(Some(max as usize));
-    }
-    if let Some(max) = api.limits.max_frame_bytes {
-        ws_config = ws_config.max_frame_size(Some(max as usize));
-    }
-    // The frame limit protects the gateway from clients. The relay re-frames messages (a message
-    // of several small client frames goes to the backend as one frame, and may come back as one),
-    // so on the backend side frames are bounded by the message limit only.
-    let backend_config = ws_config.max_frame_size(ws_config.max_message_size);
+    let url = matched.backend_url(endpoint, head.query.as_deref());
+    let backend_config = backend_ws_config(gateway, plan_api);
     let started = Instant::now();
     let connected = Box::pin(backend::connect(
         BackendRequest {
             url: &url,
             headers: {
-                let mut headers = backend_headers(gateway, &head, peer);
+                let mut headers = backend_headers(gateway, head, peer);
                 headers.extend(grant.forwarded_header.clone());
                 headers
             },
-            protocols: offered,
-            route: m.route,
+            protocols: head.header("sec-websocket-protocol"),
+            route,
         },
         backend_config,
         &gateway.tls,
@@ -337,74 +408,117 @@ async fn handshake(gateway: &Gateway, mut stream: TcpStream, peer: SocketAddr) -
         .metrics
         .backend_connect_seconds
         .get_or_create(&crate::metrics::ApiLabels {
-            api: m.api.key().to_string(),
+            api: api.key().to_string(),
         })
         .observe(started.elapsed().as_secs_f64());
-    let connected = match connected {
-        Ok(c) => c,
-        Err(e) => {
-            warn!(api = %api.context, route = %m.route.pattern, status = e.status(), reason = %e.reason(), "backend connection failed");
-            refuse(gateway, &mut stream, e.status(), &[], &e.reason()).await;
+    connected.map_err(|e| {
+        warn!(api = %plan_api.context, route = %route.pattern, status = e.status(), reason = %e.reason(), "backend connection failed");
+        Refusal::new(e.status(), e.reason())
+    })
+}
+
+/// The client side's limits: the gateway's, narrowed by the API's `x-gateway.limits`.
+fn client_ws_config(gateway: &Gateway, api: &PlanApi) -> WebSocketConfig {
+    let mut ws_config = gateway.ws_config;
+    if let Some(max) = api.limits.max_message_bytes {
+        ws_config = ws_config.max_message_size(Some(max as usize));
+    }
+    if let Some(max) = api.limits.max_frame_bytes {
+        ws_config = ws_config.max_frame_size(Some(max as usize));
+    }
+    ws_config
+}
+
+/// The frame limit protects the gateway from clients. The relay re-frames messages (a message of
+/// several small client frames goes to the backend as one frame, and may come back as one), so on
+/// the backend side frames are bounded by the message limit only.
+fn backend_ws_config(gateway: &Gateway, api: &PlanApi) -> WebSocketConfig {
+    let ws_config = client_ws_config(gateway, api);
+    ws_config.max_frame_size(ws_config.max_message_size)
+}
+
+/// A handshake that passed every check: what is needed to answer 101 and start relaying.
+struct Upgrade {
+    head: RequestHead,
+    leftover: Vec<u8>,
+    matched: Matched,
+    registration: Registration,
+    backend: Connected,
+}
+
+impl Upgrade {
+    /// Answers 101 with the backend's subprotocol choice (if the client offered it).
+    async fn complete(
+        self,
+        gateway: &Gateway,
+        mut stream: TcpStream,
+        peer: SocketAddr,
+    ) -> Option<Session> {
+        let Upgrade {
+            head,
+            leftover,
+            matched,
+            registration,
+            backend,
+        } = self;
+        let (api, route, plan_api) = (&matched.api, matched.route(), matched.plan_api());
+        let key = head.header("sec-websocket-key").unwrap_or_default().trim();
+        let mut headers = vec![
+            ("upgrade", "websocket".to_string()),
+            ("connection", "Upgrade".to_string()),
+            ("sec-websocket-accept", derive_accept_key(key.as_bytes())),
+        ];
+        if let Some(chosen) = &backend.protocol {
+            let offered = head.header("sec-websocket-protocol").unwrap_or_default();
+            if offered.split(',').map(str::trim).any(|p| p == chosen) {
+                headers.push(("sec-websocket-protocol", chosen.clone()));
+            }
+        }
+        if plan_api.lifecycle == Lifecycle::Deprecated {
+            headers.push(("deprecation", "true".to_string()));
+            warn!(api = %plan_api.context, "serving a DEPRECATED API");
+        }
+        let mut response = String::from("HTTP/1.1 101 Switching Protocols\r\n");
+        for (k, v) in &headers {
+            response.push_str(&format!("{k}: {v}\r\n"));
+        }
+        response.push_str("\r\n");
+        if tokio::io::AsyncWriteExt::write_all(&mut stream, response.as_bytes())
+            .await
+            .is_err()
+        {
             return None;
         }
-    };
-    // Complete the client's upgrade, returning the backend's subprotocol choice if the client offered it.
-    let key = head.header("sec-websocket-key").unwrap_or_default().trim();
-    let mut headers = vec![
-        ("upgrade", "websocket".to_string()),
-        ("connection", "Upgrade".to_string()),
-        ("sec-websocket-accept", derive_accept_key(key.as_bytes())),
-    ];
-    if let Some(chosen) = &connected.protocol {
-        let offered_list: Vec<&str> = offered
-            .unwrap_or_default()
-            .split(',')
-            .map(str::trim)
-            .collect();
-        if offered_list.contains(&chosen.as_str()) {
-            headers.push(("sec-websocket-protocol", chosen.clone()));
-        }
+        gateway
+            .metrics
+            .handshakes
+            .get_or_create(&StatusLabels { status: 101 })
+            .inc();
+        let metrics = ConnectionMetrics::new(&gateway.metrics, api.key(), &route.pattern);
+        metrics.open.inc();
+        info!(api = %api.key(), route = %route.pattern, peer = %peer, "connection opened");
+        let client = WebSocketStream::from_partially_read(
+            stream,
+            leftover,
+            Role::Server,
+            Some(client_ws_config(gateway, plan_api)),
+        )
+        .await;
+        let idle_timeout = plan_api
+            .limits
+            .idle_timeout_seconds
+            .map(Duration::from_secs)
+            .or(gateway.config.idle_timeout());
+        Some(Session {
+            client,
+            backend: backend.socket,
+            registration,
+            metrics,
+            api: api.key().to_string(),
+            route: route.pattern.clone(),
+            idle_timeout,
+        })
     }
-    if api.lifecycle == Lifecycle::Deprecated {
-        headers.push(("deprecation", "true".to_string()));
-        warn!(api = %api.context, "serving a DEPRECATED API");
-    }
-    let mut response = String::from("HTTP/1.1 101 Switching Protocols\r\n");
-    for (k, v) in &headers {
-        response.push_str(&format!("{k}: {v}\r\n"));
-    }
-    response.push_str("\r\n");
-    if tokio::io::AsyncWriteExt::write_all(&mut stream, response.as_bytes())
-        .await
-        .is_err()
-    {
-        return None;
-    }
-    gateway
-        .metrics
-        .handshakes
-        .get_or_create(&StatusLabels { status: 101 })
-        .inc();
-    let api_idle = m.api.api.limits.idle_timeout_seconds;
-    let metrics = ConnectionMetrics::new(&gateway.metrics, m.api.key(), &m.route.pattern);
-    metrics.open.inc();
-    let api = m.api.key().to_string();
-    let route = m.route.pattern.clone();
-    info!(api = %api, route = %route, peer = %peer, "connection opened");
-    let client =
-        WebSocketStream::from_partially_read(stream, leftover, Role::Server, Some(ws_config)).await;
-    let idle_timeout = api_idle
-        .map(Duration::from_secs)
-        .or(gateway.config.idle_timeout());
-    Some(Session {
-        client,
-        backend: connected.socket,
-        registration,
-        metrics,
-        api,
-        route,
-        idle_timeout,
-    })
 }
 
 /// An upgraded connection: everything the relay phase keeps for the connection's life.
@@ -499,5 +613,93 @@ impl Ended {
             closed_by = report.initiator,
             "connection closed"
         );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::*;
+    use crate::config::Config;
+    use crate::docs_site::DocsSite;
+    use crate::reload::{apply, Loaded};
+
+    fn plan(topics: &[&str]) -> portico_compiler::Plan {
+        let dir = tempfile::tempdir().unwrap();
+        let channels: String = topics
+            .iter()
+            .map(|t| {
+                format!(
+                    "  {t}:\n    subscribe:\n      message:\n        payload: {{type: string}}\n"
+                )
+            })
+            .collect();
+        let spec = format!(
+            "asyncapi: 2.6.0\ninfo: {{title: Svc, version: v1}}\n\
+             x-gateway: {{context: /svc, endpoints: {{production: 'echo:'}}}}\nchannels:\n{channels}"
+        );
+        let path = dir.path().join("svc.yaml");
+        std::fs::write(&path, spec).unwrap();
+        let out = portico_compiler::compile(&[path], &portico_compiler::Options::default());
+        out.plan.unwrap_or_else(|| panic!("{:?}", out.diagnostics))
+    }
+
+    fn serve(gateway: &Gateway, plan: portico_compiler::Plan) {
+        apply(
+            gateway,
+            Loaded {
+                plan,
+                docs: DocsSite::default(),
+                files_read: Vec::new(),
+            },
+        );
+    }
+
+    /// A reload that removes a route between the handshake's match and its registration must not
+    /// leave a connection on the vanished route: the registration re-checks the current table.
+    #[test]
+    fn a_handshake_racing_a_reload_cannot_keep_a_vanished_route() {
+        let gateway = Gateway::new(Config::parse_from(["runtime", "x"])).unwrap();
+        serve(&gateway, plan(&["/keep", "/gone"]));
+        let old = current(&gateway).unwrap();
+        let gone = find_route(&old, "/svc/v1/gone").unwrap();
+        let keep = find_route(&old, "/svc/v1/keep").unwrap();
+        // The reload lands (and sweeps the registry) before the handshake registers.
+        serve(&gateway, plan(&["/keep"]));
+        let refused = register(&gateway, &old, &gone, "/svc/v1/gone")
+            .err()
+            .expect("registered on a vanished route");
+        assert_eq!(refused.status, 404, "{}", refused.text);
+        assert_eq!(
+            gateway.connections.count(),
+            0,
+            "the refused one is not left registered"
+        );
+        // A route that survived the reload registers fine.
+        let ok = register(&gateway, &old, &keep, "/svc/v1/keep");
+        assert!(ok.is_ok());
+        assert_eq!(gateway.connections.count(), 1);
+    }
+
+    #[test]
+    fn lifecycle_refusals_follow_the_one_rule() {
+        let mut p = plan(&["/t"]);
+        for (state, status) in [
+            (Lifecycle::Created, Some(404)),
+            (Lifecycle::Retired, Some(410)),
+            (Lifecycle::Blocked, Some(503)),
+            (Lifecycle::Published, None),
+            (Lifecycle::Deprecated, None),
+            (Lifecycle::Prototyped, None),
+        ] {
+            p.apis[0].lifecycle = state;
+            assert_eq!(
+                admit(&p.apis[0]).err().map(|r| r.status),
+                status,
+                "{state:?}"
+            );
+            assert_eq!(state.admits(), status.is_none());
+        }
     }
 }

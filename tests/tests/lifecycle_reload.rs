@@ -72,3 +72,36 @@ async fn retiring_an_api_closes_its_connections_and_answers_410() {
     assert_eq!(expect_close(&mut c).await.0, 1001);
     assert_eq!(upgrade(g.addr, "/svc/v1/t", &[]).await.status, 410);
 }
+
+/// The lifecycle is checked before the topic: an unknown topic of a CREATED API discloses nothing
+/// (the same 404 as a path no API serves), and every path of a RETIRED API answers 410.
+#[tokio::test]
+async fn lifecycle_is_checked_before_the_topic() {
+    let g = Gateway::builder()
+        .spec("created.yaml", {
+            spec("Hidden Thing", "v1", "/hidden", "echo:")
+                .lifecycle("CREATED")
+                .channel("/t")
+                .yaml()
+        })
+        .spec("retired.yaml", {
+            spec("Old Thing", "v1", "/old", "echo:")
+                .lifecycle("RETIRED")
+                .channel("/t")
+                .yaml()
+        })
+        .start()
+        .await;
+    let nowhere = upgrade(g.addr, "/nothing/here", &[]).await;
+    assert_eq!(nowhere.status, 404);
+    for path in ["/hidden/v1/t", "/hidden/v1/unknown"] {
+        let r = upgrade(g.addr, path, &[]).await;
+        assert_eq!(r.status, 404, "{path}");
+        assert_eq!(r.body, nowhere.body, "{path} discloses the API");
+        assert!(!r.body.contains("Hidden Thing"), "{}", r.body);
+    }
+    for path in ["/old/v1/t", "/old/v1/unknown"] {
+        let r = upgrade(g.addr, path, &[]).await;
+        assert_eq!(r.status, 410, "{path}: {}", r.body);
+    }
+}

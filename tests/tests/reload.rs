@@ -358,3 +358,116 @@ async fn removing_a_spec_closes_its_api_and_removing_all_keeps_the_last_plan() {
     let mut again = connect(&g.url("/two/v1/t")).await;
     echo_text(&mut again, "new connections too").await;
 }
+
+fn svc_with(topic: &str) -> String {
+    spec("Svc", "v1", "/svc", "echo:").channel(topic).yaml()
+}
+
+async fn wait_for_topic(g: &Gateway, topic: &str) {
+    let pattern = format!("/svc/v1{topic}");
+    g.wait_for_plan(&format!("a plan serving {pattern}"), |plan| {
+        plan["apis"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .flat_map(|a| a["routes"].as_array().into_iter().flatten())
+            .any(|r| r["pattern"] == pattern.as_str())
+    })
+    .await;
+}
+
+/// The watched folder replaced (deleted and recreated, `mv`-swapped, swapped for a link): the
+/// watch follows the name, so later changes keep loading, and `/plan` says how the watch is.
+#[tokio::test]
+async fn the_watch_follows_a_replaced_folder() {
+    use std::os::unix::fs::symlink;
+    let g = Gateway::builder()
+        .spec("svc.yaml", svc_with("/a"))
+        .start()
+        .await;
+    g.wait_watching().await;
+    let dir = g.specs_dir().to_path_buf();
+    let outside = dir.parent().unwrap().to_path_buf();
+
+    // mv-swap: a new folder renamed over the old one.
+    std::fs::create_dir(outside.join("next")).unwrap();
+    std::fs::write(outside.join("next/svc.yaml"), svc_with("/b")).unwrap();
+    std::fs::rename(&dir, outside.join("old")).unwrap();
+    std::fs::rename(outside.join("next"), &dir).unwrap();
+    wait_for_topic(&g, "/b").await;
+    // ... and a later edit inside the new folder is still seen.
+    g.write_spec("svc.yaml", &svc_with("/c"));
+    wait_for_topic(&g, "/c").await;
+
+    // Deleted: the last plan keeps serving, the watch reports the problem.
+    std::fs::remove_dir_all(&dir).unwrap();
+    let plan = g
+        .wait_for_plan("an unhealthy watch", |p| p["watch"]["healthy"] == false)
+        .await;
+    assert!(
+        plan["watch"]["problem"].as_str().unwrap().contains("specs"),
+        "{plan}"
+    );
+    let mut c = connect(&g.url("/svc/v1/c")).await;
+    echo_text(&mut c, "still served").await;
+    // Recreated: watched again, loaded, healthy, the stale error gone.
+    std::fs::create_dir(&dir).unwrap();
+    std::fs::write(dir.join("svc.yaml"), svc_with("/d")).unwrap();
+    wait_for_topic(&g, "/d").await;
+    let plan = g
+        .wait_for_plan("a healthy watch", |p| p["watch"]["healthy"] == true)
+        .await;
+    assert!(plan["lastReloadError"].is_null(), "{plan}");
+    g.write_spec("svc.yaml", &svc_with("/e"));
+    wait_for_topic(&g, "/e").await;
+
+    // Replaced by a link to another folder.
+    std::fs::create_dir(outside.join("elsewhere")).unwrap();
+    std::fs::write(outside.join("elsewhere/svc.yaml"), svc_with("/f")).unwrap();
+    std::fs::rename(&dir, outside.join("old2")).unwrap();
+    symlink(outside.join("elsewhere"), &dir).unwrap();
+    wait_for_topic(&g, "/f").await;
+    std::fs::write(outside.join("elsewhere/svc.yaml"), svc_with("/g")).unwrap();
+    wait_for_topic(&g, "/g").await;
+    let plan = g.plan().await;
+    assert!(plan["watch"]["rearms"].as_u64().unwrap() >= 3, "{plan}");
+    let metrics = g.metrics().await;
+    assert_eq!(
+        metric(&metrics, "portico_watch_healthy"),
+        Some(1.0),
+        "{metrics}"
+    );
+}
+
+/// A file a spec reads through `$ref` outside the watched folder is watched too.
+#[tokio::test]
+async fn a_ref_target_outside_the_folder_is_watched() {
+    let g = Gateway::builder()
+        .setup(|dir| {
+            let shared = dir.parent().unwrap().join("shared");
+            std::fs::create_dir(&shared).unwrap();
+            std::fs::write(
+                shared.join("channels.yaml"),
+                "topic:\n  subscribe:\n    message:\n      payload: {type: string}\n",
+            )
+            .unwrap();
+            std::fs::write(
+                dir.join("svc.yaml"),
+                "asyncapi: 2.6.0\ninfo: {title: Svc, version: v1}\n\
+                 x-gateway: {context: /svc, endpoints: {production: 'echo:'}}\n\
+                 channels:\n  /a:\n    $ref: '../shared/channels.yaml#/topic'\n",
+            )
+            .unwrap();
+        })
+        .start()
+        .await;
+    g.wait_watching().await;
+    let before = g.plan_hash().await;
+    let shared = g.specs_dir().parent().unwrap().join("shared/channels.yaml");
+    std::fs::write(
+        &shared,
+        "topic:\n  description: changed\n  subscribe:\n    message:\n      payload: {type: integer}\n",
+    )
+    .unwrap();
+    g.wait_for_new_plan(&before).await;
+}

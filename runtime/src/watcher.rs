@@ -1,0 +1,380 @@
+//! Watching the specs: which paths, how a replaced folder is found again, and when to compile.
+//!
+//! **What is watched.** Each root given to the runtime (a spec folder recursively; a single file
+//! through its folder, because editors and `compile --out` replace files by rename), the parent of
+//! each root (so that deleting and recreating the folder, `mv`-swapping it or replacing it with a
+//! link is seen), and the folder of every file the last compilation read outside the roots
+//! (`$ref` targets, an apictl `api.yaml`), filtered to exactly those files.
+//!
+//! **Re-arming.** An inotify watch follows an inode, not a name: once the folder is replaced the old
+//! watch sees nothing more. When an event names a root itself, or when a once-a-second check finds
+//! that the root's identity (device, inode) changed, the root's watch is dropped and set up again
+//! on whatever the name points at now, and a compile follows. A Kubernetes ConfigMap's `..data`
+//! symlink swap happens inside the folder and needs no re-arming.
+//!
+//! **When to compile.** On the first event of a burst, at once (the leading edge: a saved spec
+//! serves in the time of one compile), then, if more events arrived meanwhile or within the quiet
+//! period (`--reload-debounce-ms`), once more after the burst: an editor's burst of writes costs
+//! at most two compiles. A leading compile that fails while the burst is still going (a file
+//! caught half-written) is not reported; the trailing compile decides.
+//!
+//! **Health** is published in `/plan` (`watch`) and the `portico_watch_healthy` metric: unhealthy
+//! while a root cannot be watched (deleted and not back yet), with the reason.
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use notify::{RecommendedWatcher, RecursiveMode, Watcher};
+use serde::Serialize;
+use tokio::sync::mpsc;
+use tracing::{info, warn};
+
+use crate::reload::{self, Source};
+use crate::Gateway;
+
+/// The watcher's state as `/plan` shows it.
+#[derive(Clone, Debug, Default, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct WatchHealth {
+    /// `--watch` is on.
+    pub enabled: bool,
+    /// Every root is watched.
+    pub healthy: bool,
+    /// Why not, when not.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub problem: Option<String>,
+    /// How many times a root's watch was set up again after the root was replaced.
+    pub rearms: u64,
+    /// Files outside the roots that the last compilation read and that are watched too.
+    pub extra_files: usize,
+}
+
+/// Device and inode: what a watch follows.
+type Identity = (u64, u64);
+
+fn identity(path: &Path) -> Option<Identity> {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata(path).ok().map(|m| (m.dev(), m.ino()))
+}
+
+fn absolute(path: &Path) -> PathBuf {
+    std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf())
+}
+
+fn parent_of(path: &Path) -> PathBuf {
+    path.parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| PathBuf::from("/"))
+}
+
+struct Root {
+    /// Absolute, not canonical: the name, which may be re-pointed.
+    path: PathBuf,
+    /// What is watched for this root: the folder itself (recursively), or a file's folder.
+    target: PathBuf,
+    mode: RecursiveMode,
+    /// What `target` was when its watch was set up; `None` when it could not be.
+    armed: Option<Identity>,
+}
+
+/// The set of watches, and the bookkeeping that keeps them pointed at the right inodes.
+struct Watches {
+    watcher: RecommendedWatcher,
+    roots: Vec<Root>,
+    /// Parents of the roots (non-recursive), to see a root replaced.
+    parents: BTreeSet<PathBuf>,
+    /// Files read outside the roots, and the folders watched for them.
+    extra_files: BTreeSet<PathBuf>,
+    extra_dirs: BTreeSet<PathBuf>,
+    rearms: u64,
+}
+
+impl Watches {
+    fn new(watcher: RecommendedWatcher, source: &Source) -> Watches {
+        let inputs: Vec<PathBuf> = match source {
+            Source::Specs { paths, .. } => paths.clone(),
+            Source::PlanFile(file) => vec![file.clone()],
+        };
+        let roots = inputs
+            .iter()
+            .map(|p| {
+                let path = absolute(p);
+                let (target, mode) = if path.is_dir() {
+                    (path.clone(), RecursiveMode::Recursive)
+                } else {
+                    (parent_of(&path), RecursiveMode::NonRecursive)
+                };
+                Root {
+                    path,
+                    target,
+                    mode,
+                    armed: None,
+                }
+            })
+            .collect();
+        let mut w = Watches {
+            watcher,
+            roots,
+            parents: BTreeSet::new(),
+            extra_files: BTreeSet::new(),
+            extra_dirs: BTreeSet::new(),
+            rearms: 0,
+        };
+        for i in 0..w.roots.len() {
+            let parent = parent_of(&w.roots[i].path);
+            if w.parents.insert(parent.clone()) {
+                if let Err(e) = w.watcher.watch(&parent, RecursiveMode::NonRecursive) {
+                    warn!(path = %parent.display(), error = %e, "cannot watch a root's parent: a replaced root will be found by the periodic check only");
+                }
+            }
+            w.arm(i);
+        }
+        w
+    }
+
+    /// Sets up root `i`'s watch on what its name points at now.
+    fn arm(&mut self, i: usize) {
+        let root = &mut self.roots[i];
+        if root.armed.is_some() {
+            let _ = self.watcher.unwatch(&root.target);
+        }
+        root.armed = None;
+        let Some(id) = identity(&root.target) else {
+            return;
+        };
+        if self.watcher.watch(&root.target, root.mode).is_ok() {
+            root.armed = Some(id);
+        }
+    }
+
+    /// Re-arms every root whose identity changed. Returns whether any did.
+    fn check_roots(&mut self) -> bool {
+        let mut changed = false;
+        for i in 0..self.roots.len() {
+            let now = identity(&self.roots[i].target);
+            if now != self.roots[i].armed {
+                let was_armed = self.roots[i].armed.is_some();
+                self.arm(i);
+                if self.roots[i].armed.is_some() {
+                    self.rearms += 1;
+                    info!(path = %self.roots[i].path.display(), "the watched folder was replaced: watching it again");
+                } else if was_armed {
+                    warn!(path = %self.roots[i].path.display(), "the watched path is gone: still serving the last plan; it is watched again when it is back");
+                }
+                changed = true;
+            }
+        }
+        changed
+    }
+
+    /// Watches the folders of the files the last compilation read outside the roots.
+    fn set_files_read(&mut self, files: &[PathBuf]) {
+        let outside: BTreeSet<PathBuf> = files
+            .iter()
+            .map(|f| absolute(f))
+            .filter(|f| !self.roots.iter().any(|r| self.covers(r, f)))
+            .collect();
+        let dirs: BTreeSet<PathBuf> = outside.iter().map(|f| parent_of(f)).collect();
+        for gone in self.extra_dirs.difference(&dirs) {
+            if !self.parents.contains(gone) {
+                let _ = self.watcher.unwatch(gone);
+            }
+        }
+        for new in dirs.difference(&self.extra_dirs) {
+            if !self.parents.contains(new) {
+                if let Err(e) = self.watcher.watch(new, RecursiveMode::NonRecursive) {
+                    warn!(path = %new.display(), error = %e, "cannot watch a folder holding a file the specs read");
+                }
+            }
+        }
+        self.extra_dirs = dirs;
+        self.extra_files = outside;
+    }
+
+    fn covers(&self, root: &Root, path: &Path) -> bool {
+        match root.mode {
+            RecursiveMode::Recursive => path.starts_with(&root.path),
+            RecursiveMode::NonRecursive => parent_of(path) == root.target,
+        }
+    }
+
+    /// Whether an event on `paths` can change the compilation (and re-arms a root it names).
+    fn relevant(&mut self, paths: &[PathBuf]) -> bool {
+        if paths.is_empty() {
+            // The watcher lost events (a queue overflow): anything may have changed.
+            self.check_roots();
+            return true;
+        }
+        let mut relevant = false;
+        for path in paths {
+            if self
+                .roots
+                .iter()
+                .any(|r| r.path == *path || r.target == *path)
+            {
+                // The root itself was created, removed, renamed or re-pointed.
+                self.check_roots();
+                relevant = true;
+            } else if self.roots.iter().any(|r| self.covers(r, path))
+                || self.extra_files.contains(path)
+            {
+                relevant = true;
+            }
+        }
+        relevant
+    }
+
+    fn health(&self) -> WatchHealth {
+        let missing: Vec<String> = self
+            .roots
+            .iter()
+            .filter(|r| r.armed.is_none())
+            .map(|r| r.path.display().to_string())
+            .collect();
+        WatchHealth {
+            enabled: true,
+            healthy: missing.is_empty(),
+            problem: (!missing.is_empty()).then(|| {
+                format!(
+                    "cannot watch {} (missing or unreadable); serving the last good plan until it is back",
+                    missing.join(", ")
+                )
+            }),
+            rearms: self.rearms,
+            extra_files: self.extra_files.len(),
+        }
+    }
+}
+
+/// The running watch: its events, the watches, and the gateway to reload.
+struct Watching {
+    gateway: Arc<Gateway>,
+    source: Source,
+    events: mpsc::UnboundedReceiver<Vec<PathBuf>>,
+    watches: Watches,
+    check_every: Duration,
+}
+
+impl Watching {
+    fn publish_health(&self) {
+        let health = self.watches.health();
+        self.gateway.metrics.set_watch_health(&health);
+        self.gateway.status.lock().expect("status").watch = health;
+    }
+
+    /// Waits for a change that can affect the compilation. `None` when the watcher is gone.
+    async fn next_change(&mut self) -> Option<()> {
+        let mut tick = tokio::time::interval(self.check_every);
+        tick.tick().await;
+        loop {
+            tokio::select! {
+                event = self.events.recv() => {
+                    let paths = event?;
+                    let relevant = self.watches.relevant(&paths);
+                    self.publish_health();
+                    if relevant {
+                        return Some(());
+                    }
+                }
+                _ = tick.tick() => {
+                    let changed = self.watches.check_roots();
+                    self.publish_health();
+                    if changed {
+                        return Some(());
+                    }
+                }
+            }
+        }
+    }
+
+    /// Waits until no relevant change arrives for `quiet`. Returns whether any arrived (counting
+    /// those that queued up before the call), or `None` when the watcher is gone.
+    async fn settle(&mut self, quiet: Duration) -> Option<bool> {
+        let mut seen = false;
+        loop {
+            match tokio::time::timeout(quiet, self.next_change()).await {
+                Ok(Some(())) => seen = true,
+                Ok(None) => return None,
+                Err(_) => return Some(seen),
+            }
+        }
+    }
+
+    async fn run(mut self) {
+        let quiet = Duration::from_millis(self.gateway.config.reload_debounce_ms);
+        self.publish_health();
+        while self.next_change().await.is_some() {
+            // Leading edge: compile at once.
+            let held_failure = match reload::load_blocking(&self.gateway, &self.source).await {
+                Ok(loaded) => {
+                    self.watches.set_files_read(&loaded.files_read);
+                    reload::report(&self.gateway, Ok(loaded));
+                    None
+                }
+                Err(failure) => Some(failure),
+            };
+            let Some(more) = self.settle(quiet).await else {
+                return;
+            };
+            if more {
+                // Trailing edge: the burst went on; compile what it left.
+                let last = reload::load_blocking(&self.gateway, &self.source).await;
+                match &last {
+                    Ok(loaded) => self.watches.set_files_read(&loaded.files_read),
+                    Err(failure) => self.watches.set_files_read(&failure.files_read),
+                }
+                reload::report(&self.gateway, last);
+            } else if let Some(failure) = held_failure {
+                self.watches.set_files_read(&failure.files_read);
+                reload::report(&self.gateway, Err(failure));
+            }
+            self.publish_health();
+        }
+    }
+}
+
+/// Starts watching the source. The watches are in place when this returns (so `/readyz` never
+/// says ready before a change would be seen); the returned future reloads after each change, until
+/// the process ends. `files_read` are the files the initial compilation read.
+pub fn watch(
+    gateway: Arc<Gateway>,
+    source: Source,
+    files_read: &[PathBuf],
+) -> Result<impl std::future::Future<Output = ()>, String> {
+    let (tx, events) = mpsc::unbounded_channel::<Vec<PathBuf>>();
+    let watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
+        match event {
+            Ok(event) if !matches!(event.kind, notify::EventKind::Access(_)) => {
+                let _ = tx.send(event.paths);
+            }
+            Ok(_) => {}
+            // A queue overflow and the like: treat as "anything may have changed".
+            Err(_) => {
+                let _ = tx.send(Vec::new());
+            }
+        }
+    })
+    .map_err(|e| format!("cannot start the file watcher: {e}"))?;
+    let mut watches = Watches::new(watcher, &source);
+    if watches.roots.iter().all(|r| r.armed.is_none()) {
+        let paths: Vec<String> = watches
+            .roots
+            .iter()
+            .map(|r| r.path.display().to_string())
+            .collect();
+        return Err(format!("cannot watch {}", paths.join(", ")));
+    }
+    watches.set_files_read(files_read);
+    let watching = Watching {
+        gateway,
+        source,
+        events,
+        watches,
+        check_every: Duration::from_secs(1),
+    };
+    watching.publish_health();
+    Ok(watching.run())
+}
