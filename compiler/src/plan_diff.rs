@@ -267,6 +267,7 @@ mod tests {
             messages: RouteMessages::default(),
             scopes: vec![],
             auth: RouteAuth::Required,
+            security: Default::default(),
         }
     }
 

@@ -660,7 +660,12 @@ mod tests {
     /// leave a connection on the vanished route: the registration re-checks the current table.
     #[test]
     fn a_handshake_racing_a_reload_cannot_keep_a_vanished_route() {
-        let gateway = Gateway::new(Config::parse_from(["runtime", "--allow-unauthenticated", "x"])).unwrap();
+        let gateway = Gateway::new(Config::parse_from([
+            "runtime",
+            "--allow-unauthenticated",
+            "x",
+        ]))
+        .unwrap();
         serve(&gateway, plan(&["/keep", "/gone"]));
         let old = current(&gateway).unwrap();
         let gone = find_route(&old, "/svc/v1/gone").unwrap();
