@@ -95,6 +95,8 @@ pub struct Server {
     pub url: String,
     pub protocol: String,
     pub description: Option<String>,
+    /// Names of the security schemes the server's `security` requires.
+    pub security: Vec<String>,
     pub span: Span,
     pub pointer: String,
 }
@@ -115,6 +117,8 @@ pub struct SecurityScheme {
     /// For apiKey / httpApiKey: where the credential goes (`query`, `header`, `user`, ...) and its name.
     pub location: Option<String>,
     pub param_name: Option<String>,
+    /// For `http`: the scheme (`bearer`, `basic`, ...).
+    pub http_scheme: Option<String>,
     pub description: Option<String>,
 }
 
@@ -155,6 +159,8 @@ pub struct Operation {
     pub description: Option<String>,
     pub messages: Vec<Message>,
     pub scopes: Vec<Located<String>>,
+    /// Names of the security schemes the operation's `security` requires.
+    pub security: Vec<String>,
     /// `x-uri-mapping` on the operation (WSO2 writes it on both publish and subscribe).
     pub mapping: Option<Located<String>>,
     pub span: Span,
@@ -222,6 +228,11 @@ pub fn lower(file: FileId, version: SpecVersion, doc: &Resolved) -> Api {
         root_span: root.span,
         info_span: root.entry("info").map(|(k, _)| k.span).unwrap_or(root.span),
     };
+    for server in &mut api.servers {
+        if let Some(node) = root.get("servers").and_then(|s| s.get(&server.name)) {
+            server.security = security_names(doc, node);
+        }
+    }
     api.channels = if version.is_v3() {
         lower_channels_v3(doc)
     } else {
@@ -305,6 +316,7 @@ fn lower_servers(root: &Node, version: SpecVersion) -> Vec<Server> {
             url,
             protocol,
             description: string(server.get("description")),
+            security: Vec::new(),
             span: key.span,
             pointer: child_pointer("/servers", &key.name),
         });
@@ -384,6 +396,7 @@ fn lower_security_schemes(root: &Node) -> Vec<SecurityScheme> {
                 scope_bindings,
                 location: string(s.get("in")),
                 param_name: string(s.get("name")),
+                http_scheme: string(s.get("scheme")),
                 description: string(s.get("description")),
             }
         })
@@ -423,6 +436,30 @@ fn lower_parameters(channel: &Node) -> Vec<Parameter> {
                 .collect()
         })
         .unwrap_or_default()
+}
+
+/// The scheme names a `security` list requires: 2.x writes `{name: [scopes]}`, 3.x a (resolved)
+/// reference to `#/components/securitySchemes/<name>`.
+fn security_names(doc: &Resolved, node: &Node) -> Vec<String> {
+    let mut names = Vec::new();
+    for requirement in node.get("security").and_then(Node::as_seq).unwrap_or(&[]) {
+        let from_ref = doc.origin(requirement).and_then(|t| {
+            t.pointer
+                .strip_prefix("/components/securitySchemes/")
+                .map(crate::source::unescape_pointer_token)
+        });
+        let found: Vec<String> = match from_ref {
+            Some(name) => vec![name],
+            None if requirement.get("type").is_some() => Vec::new(),
+            None => requirement.entries().map(|(k, _)| k.name.clone()).collect(),
+        };
+        for name in found {
+            if !names.contains(&name) {
+                names.push(name);
+            }
+        }
+    }
+    names
 }
 
 /// 2.x/3.x `x-scopes` is a list (`[a, b]`) or, as WSO2 writes it, an object (`{"0": a}`).
@@ -587,6 +624,7 @@ fn lower_channels_v2(doc: &Resolved) -> Vec<Channel> {
                 description: string(op.get("description")),
                 messages,
                 scopes: lower_scopes(op, &op_pointer),
+                security: security_names(doc, op),
                 mapping: located_string(op, "x-uri-mapping", &op_pointer),
                 span: op.span,
                 pointer: op_pointer,
@@ -703,6 +741,7 @@ fn lower_channels_v3(doc: &Resolved) -> Vec<Channel> {
                     &format!("{}Reply", key.name),
                 ),
                 scopes: Vec::new(),
+                security: Vec::new(),
                 mapping: None,
                 span: reply.span,
                 pointer: reply_pointer,
@@ -715,6 +754,7 @@ fn lower_channels_v3(doc: &Resolved) -> Vec<Channel> {
             description: string(op.get("description")),
             messages,
             scopes: lower_scopes(op, &op_pointer),
+            security: security_names(doc, op),
             mapping: located_string(op, "x-uri-mapping", &op_pointer),
             span: key.span,
             pointer: op_pointer,

@@ -187,6 +187,80 @@ pub struct Route {
     /// validated.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub validation: Option<RouteValidation>,
+    /// Which credentials the route accepts and the scopes each operation needs, so the runtime
+    /// can verify them. Never holds a secret: secrets live in the runtime configuration.
+    #[serde(default, skip_serializing_if = "RouteSecurity::is_empty")]
+    pub security: RouteSecurity,
+}
+
+/// What a route requires of a credential, lowered from the spec's security schemes, `security`
+/// requirements and WSO2's `x-scopes`.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RouteSecurity {
+    /// The schemes a credential may satisfy; empty means any of the gateway's verifiers (WSO2
+    /// exports name no scheme a gateway can act on).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub schemes: Vec<SecurityRequirement>,
+    /// Each operation's direction and scopes: the handshake needs the scopes of at least one
+    /// operation; a message needs those of at least one operation of its direction.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub operations: Vec<OperationScopes>,
+}
+
+impl RouteSecurity {
+    pub fn is_empty(&self) -> bool {
+        self.schemes.is_empty() && self.operations.is_empty()
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct SecurityRequirement {
+    /// The scheme's key in `components.securitySchemes`.
+    pub name: String,
+    pub kind: SchemeKind,
+}
+
+/// The credential a scheme asks for.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", tag = "type", deny_unknown_fields)]
+pub enum SchemeKind {
+    /// `http` with `scheme: bearer`: a JWT in `Authorization: Bearer` (or its fallbacks).
+    Bearer,
+    /// `oauth2`: a JWT access token.
+    Oauth2,
+    /// `openIdConnect`: a JWT.
+    OpenIdConnect,
+    /// `httpApiKey` / `apiKey`: an API key, where the spec says (`header`, `query`, `user`,
+    /// `password`, `cookie`) under `name` when it gives one.
+    ApiKey {
+        #[serde(rename = "in")]
+        location: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        name: Option<String>,
+    },
+    /// A scheme the gateway cannot verify on a WebSocket (`userPassword`, `X509`, `http` basic
+    /// ...): a route that requires only such schemes is not served (fail closed).
+    Unsupported {
+        #[serde(rename = "scheme")]
+        declared: String,
+    },
+}
+
+#[derive(Copy, Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum MessageDirection {
+    ClientToServer,
+    ServerToClient,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct OperationScopes {
+    pub direction: MessageDirection,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub scopes: Vec<String>,
 }
 
 /// What a client must send in its handshake (AsyncAPI `bindings.ws`).

@@ -270,6 +270,7 @@ mod tests {
             handshake: None,
             throttling: None,
             validation: None,
+            security: Default::default(),
         }
     }
 

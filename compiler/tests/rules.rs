@@ -2735,3 +2735,105 @@ fn a_folder_without_documents_is_input_no_documents_for_the_runtime() {
     let codes: Vec<&str> = report.diagnostics.iter().map(|d| d.code.as_str()).collect();
     assert_eq!(codes, ["input-no-documents"]);
 }
+
+// ---------------------------------------------------------------------------------------------
+// Route security lowering (what the runtime verifies)
+
+#[test]
+fn route_security_names_the_schemes_and_scopes_the_runtime_checks() {
+    use portico_compiler::plan::{MessageDirection, SchemeKind};
+    // 2.x: the operation's `security` names an apiKey and an oauth2 scheme with scopes.
+    let text = edit(
+        &chat2(),
+        "    publish:\n",
+        "    publish:\n      security:\n        - oauth: [chat:write]\n        - key: []\n",
+    );
+    let text = format!(
+        "{text}components:\n  securitySchemes:\n    key:\n      type: httpApiKey\n      in: query\n      name: token\n    bearer:\n      type: http\n      scheme: bearer\n    oauth:\n      type: oauth2\n      flows:\n        implicit:\n          authorizationUrl: https://example.com\n          scopes:\n            chat:write: Write.\n"
+    );
+    let c = check(&text, &gateway());
+    c.no_errors();
+    let plan = c.out.plan.unwrap();
+    let security = &plan.apis[0].routes[0].security;
+    let kinds: Vec<(&str, &SchemeKind)> = security
+        .schemes
+        .iter()
+        .map(|s| (s.name.as_str(), &s.kind))
+        .collect();
+    assert_eq!(
+        kinds,
+        vec![
+            (
+                "key",
+                &SchemeKind::ApiKey {
+                    location: "query".into(),
+                    name: Some("token".into())
+                }
+            ),
+            ("oauth", &SchemeKind::Oauth2),
+        ]
+    );
+    assert_eq!(security.operations.len(), 1);
+    assert_eq!(
+        security.operations[0].direction,
+        MessageDirection::ClientToServer
+    );
+    assert_eq!(security.operations[0].scopes, vec!["chat:write"]);
+    // No secret and nothing from the scheme's URLs reaches the plan.
+    assert!(!plan.to_json().contains("example.com"));
+
+    // Declared but not required schemes do not restrict (WSO2 exports): any verifier.
+    let open = edit(
+        &text,
+        "      security:\n        - oauth: [chat:write]\n        - key: []\n",
+        "",
+    );
+    let c = check(&open, &gateway());
+    c.no_errors();
+    let plan = c.out.plan.unwrap();
+    assert!(plan.apis[0].routes[0].security.schemes.is_empty());
+
+    // `x-auth-type: None` carries no requirement at all.
+    let none = edit(
+        &text,
+        "    publish:\n",
+        "    x-auth-type: None\n    publish:\n",
+    );
+    let c = check(&none, &gateway());
+    c.no_errors();
+    assert!(c.out.plan.unwrap().apis[0].routes[0].security.is_empty());
+}
+
+#[test]
+fn route_security_of_a_3x_document_follows_references_and_server_security() {
+    use portico_compiler::plan::SchemeKind;
+    let text = edit(
+        &chat3(),
+        "operations:\n",
+        "servers:\n  prod:\n    host: example.org\n    protocol: wss\n    security:\n      - $ref: '#/components/securitySchemes/basic'\noperations:\n",
+    );
+    let text = format!(
+        "{text}components:\n  securitySchemes:\n    basic:\n      type: http\n      scheme: basic\n    jwt:\n      type: http\n      scheme: bearer\n"
+    );
+    let c = check(&text, &gateway());
+    c.no_errors();
+    let route = &c.out.plan.unwrap().apis[0].routes[0];
+    assert_eq!(
+        route.security.schemes[0].kind,
+        SchemeKind::Unsupported {
+            declared: "http basic".into()
+        },
+        "a scheme the gateway cannot check is carried so the runtime fails closed"
+    );
+    let with_op = edit(
+        &text,
+        "      - $ref: '#/channels/room/messages/chat'\n",
+        "      - $ref: '#/channels/room/messages/chat'\n    security:\n      - $ref: '#/components/securitySchemes/jwt'\n",
+    );
+    let c = check(&with_op, &gateway());
+    c.no_errors();
+    let route = &c.out.plan.unwrap().apis[0].routes[0];
+    assert_eq!(route.security.schemes.len(), 1);
+    assert_eq!(route.security.schemes[0].name, "jwt");
+    assert_eq!(route.security.schemes[0].kind, SchemeKind::Bearer);
+}

@@ -56,6 +56,7 @@ fn api(throttling: Option<ApiThrottling>, validation: Option<RouteValidation>) -
                     name: "chat".into(),
                     schema: Some(schema),
                     examples: vec![],
+                    generated_example: None,
                 }],
                 server_to_client: vec![],
             },
@@ -64,6 +65,7 @@ fn api(throttling: Option<ApiThrottling>, validation: Option<RouteValidation>) -
             handshake: None,
             throttling: None,
             validation,
+            security: Default::default(),
         }],
     }
 }

@@ -30,7 +30,12 @@ pub struct Config {
 
     /// A folder besides the spec folders that the specs' `$ref`s may read (as `compile
     /// --allow-root`; repeatable, or comma-separated in the environment).
-    #[arg(long = "allow-root", env = "PORTICO_ALLOW_ROOTS", value_name = "DIR", value_delimiter = ',')]
+    #[arg(
+        long = "allow-root",
+        env = "PORTICO_ALLOW_ROOTS",
+        value_name = "DIR",
+        value_delimiter = ','
+    )]
     pub allow_roots: Vec<PathBuf>,
 
     /// Context for specs that name none (as `compile --context`).
@@ -115,6 +120,16 @@ pub struct Config {
     /// Per-socket read buffer, in bytes. Small keeps idle connections cheap.
     #[arg(long, env = "PORTICO_READ_BUFFER_BYTES", default_value_t = 1024)]
     pub read_buffer_bytes: usize,
+
+    /// Runtime configuration (YAML, or TOML by extension): credentials' verifiers and other
+    /// deployment material. Every key can also be set as `PORTICO_<SECTION>__<KEY>`.
+    #[arg(long, env = "PORTICO_CONFIG", value_name = "FILE")]
+    pub config: Option<PathBuf>,
+
+    /// Serve routes that require a credential even when no verifier can check it (logged at
+    /// every start). Never in production.
+    #[arg(long, env = "PORTICO_ALLOW_UNAUTHENTICATED")]
+    pub allow_unauthenticated: bool,
 }
 
 #[derive(Copy, Clone, Debug, PartialEq, Eq, ValueEnum)]

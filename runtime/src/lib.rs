@@ -27,6 +27,7 @@ pub mod reload;
 pub mod routes;
 pub mod served;
 pub mod server;
+pub mod settings;
 pub mod watcher;
 
 use std::sync::{Arc, Mutex};
@@ -50,6 +51,11 @@ pub struct Gateway {
     pub tls: Arc<rustls::ClientConfig>,
     pub ws_config: WebSocketConfig,
     pub status: Mutex<ReloadStatus>,
+    /// The credentials' verifiers from `--config` (none until loaded: routes needing one are
+    /// not served).
+    pub verifiers: arc_swap::ArcSwap<policy::auth::Verifiers>,
+    /// Named throttling tiers from `--config`'s `throttling` section.
+    pub throttling: arc_swap::ArcSwap<policy::throttle::ThrottlingConfig>,
     /// Flips to `true` when shutdown begins.
     pub shutting_down: watch::Sender<bool>,
 }
@@ -84,6 +90,10 @@ impl Gateway {
             .max_message_size(Some(config.max_message_bytes))
             .max_frame_size(Some(config.max_frame_bytes));
         let (shutting_down, _) = watch::channel(false);
+        let verifiers = policy::auth::Verifiers {
+            allow_unauthenticated: config.allow_unauthenticated,
+            ..Default::default()
+        };
         Ok(Arc::new(Gateway {
             config,
             served: ArcSwapOption::empty(),
@@ -92,6 +102,8 @@ impl Gateway {
             tls,
             ws_config,
             status: Mutex::new(ReloadStatus::default()),
+            verifiers: arc_swap::ArcSwap::from_pointee(verifiers),
+            throttling: arc_swap::ArcSwap::from_pointee(Default::default()),
             shutting_down,
         }))
     }

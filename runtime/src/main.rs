@@ -59,6 +59,13 @@ async fn run(config: Config) -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    match load_verifiers(&gateway).await {
+        Ok(()) => {}
+        Err(e) => {
+            error!("{e}");
+            return ExitCode::from(2);
+        }
+    }
     // Compiling and rendering the docs is CPU work: `load_blocking` runs it off the async threads.
     let loaded = match reload::load_blocking(&gateway, &source).await {
         Ok(loaded) => loaded,
@@ -144,4 +151,23 @@ async fn shutdown_signal() {
         _ = term.recv() => {}
         _ = tokio::signal::ctrl_c() => {}
     }
+}
+
+/// Reads `--config` and sets up the credentials' verifiers and the throttling tiers before any
+/// plan is served.
+async fn load_verifiers(gateway: &Gateway) -> Result<(), String> {
+    let settings = portico_runtime::settings::Settings::load(gateway.config.config.as_deref())?;
+    let mut auth = settings.auth()?;
+    auth.allow_unauthenticated |= gateway.config.allow_unauthenticated;
+    let verifiers =
+        portico_runtime::policy::auth::Verifiers::from_settings(&auth, gateway.tls.clone()).await?;
+    if verifiers.allow_unauthenticated {
+        tracing::warn!("--allow-unauthenticated: routes that require a credential are served without checking one");
+    }
+    gateway.verifiers.store(std::sync::Arc::new(verifiers));
+    let throttling = settings
+        .section::<portico_runtime::policy::throttle::ThrottlingConfig>("throttling")?
+        .unwrap_or_default();
+    gateway.throttling.store(std::sync::Arc::new(throttling));
+    Ok(())
 }

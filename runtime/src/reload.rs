@@ -155,6 +155,22 @@ impl AppliedDiff {
     }
 }
 
+/// The plan without the APIs whose credentials no configured verifier can check (fail closed).
+fn servable(gateway: &Gateway, plan: &Plan) -> Plan {
+    let verifiers = gateway.verifiers.load();
+    let mut served = plan.clone();
+    served.apis.retain(
+        |api| match crate::policy::auth::unverifiable(api, &verifiers) {
+            Some(why) => {
+                error!("{why}");
+                false
+            }
+            None => true,
+        },
+    );
+    served
+}
+
 /// Serves `loaded`: the one path for startup and every reload. Computes the diff from the plan
 /// being served (none at startup), swaps the served state whole, then closes exactly the live
 /// connections the diff names (1001 with its reason). A plan with the same hash keeps the route
@@ -175,18 +191,21 @@ pub fn apply(gateway: &Gateway, loaded: Loaded) -> Option<AppliedDiff> {
         })));
         return None;
     }
-    let diff = PlanDiff::new(previous.as_ref().map(|p| &*p.plan), &loaded.plan);
-    let table = Arc::new(RouteTable::new(&loaded.plan));
+    // What is served is the plan without the APIs no configured verifier can check, so the diff
+    // (and the connections it closes) is taken against that.
+    let servable_plan = servable(gateway, &loaded.plan);
+    let diff = PlanDiff::new(previous.as_ref().map(|p| &*p.plan), &servable_plan);
+    let table = Arc::new(RouteTable::new(&servable_plan));
     let traffic = Arc::new(crate::policy::message::TrafficTable::build(
-        &loaded.plan,
-        &crate::policy::throttle::ThrottlingConfig::default(),
+        &servable_plan,
+        &gateway.throttling.load(),
         &gateway.metrics.policy,
     ));
     gateway.metrics.set_plan(&loaded.plan.hash);
     gateway.served.store(Some(Arc::new(Served {
         traffic,
         generation: previous.as_ref().map_or(0, |p| p.generation + 1),
-        plan: Arc::new(loaded.plan),
+        plan: Arc::new(servable_plan),
         table,
         docs: Arc::new(loaded.docs),
     })));

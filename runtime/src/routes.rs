@@ -324,6 +324,7 @@ mod tests {
             handshake: None,
             throttling: None,
             validation: None,
+            security: Default::default(),
         }
     }
 

@@ -21,6 +21,7 @@ use crate::backend::{self, BackendRequest, BackendSocket, Connected};
 use crate::connections::{LimitError, Registration};
 use crate::http::{read_head, write_text, HeadError, RequestHead};
 use crate::metrics::{CloseLabels, ConnectionMetrics, StatusLabels};
+use crate::policy::grant::{Grant, KeyType};
 use crate::policy::message::Admission;
 use crate::policy::throttle::ConnectionSlot;
 use crate::refusal::Refusal;
@@ -165,15 +166,17 @@ async fn handshake(
     stream: &mut TcpStream,
     peer: SocketAddr,
 ) -> Result<Upgrade, Failed> {
-    let (head, leftover) = read_request(gateway, stream).await?;
+    let (mut head, leftover) = read_request(gateway, stream).await?;
     require_get(&head)?;
     require_running(gateway)?;
     let served = current(gateway)?;
     let matched = find_route(&served, &head.path)?;
     require_upgrade(&head)?;
     let admission = admit_traffic(&served, &matched, &head, peer)?;
+    // Credentials: verified before any backend connection, and stripped from what it sees.
+    let grant = authenticate(gateway, &matched, &mut head).await?;
     let registration = register(gateway, &served, &matched, &head.path)?;
-    let backend = connect_backend(gateway, &head, peer, &matched).await?;
+    let backend = connect_backend(gateway, &head, peer, &matched, &grant).await?;
     Ok(Upgrade {
         head,
         leftover,
@@ -375,21 +378,45 @@ fn register(
     Ok(registration)
 }
 
-/// Connects the backend before the client's upgrade is answered.
+/// The credential stage ([`crate::policy::auth::authenticate`]).
+async fn authenticate(
+    gateway: &Gateway,
+    matched: &Matched,
+    head: &mut RequestHead,
+) -> Result<Grant, Refusal> {
+    let verifiers = gateway.verifiers.load();
+    crate::policy::auth::authenticate(&verifiers, matched.plan_api(), matched.route(), head).await
+}
+
+/// Connects the backend before the client's upgrade is answered: the sandbox endpoint for
+/// sandbox credentials (the credential stage refused them when the API has none).
 async fn connect_backend(
     gateway: &Gateway,
     head: &RequestHead,
     peer: SocketAddr,
     matched: &Matched,
+    grant: &Grant,
 ) -> Result<Connected, Refusal> {
     let (api, route, plan_api) = (&matched.api, matched.route(), matched.plan_api());
-    let url = matched.backend_url(&plan_api.endpoints.production, head.query.as_deref());
+    let endpoint = match grant.key_type {
+        KeyType::Sandbox => plan_api
+            .endpoints
+            .sandbox
+            .as_deref()
+            .unwrap_or(&plan_api.endpoints.production),
+        KeyType::Production => &plan_api.endpoints.production,
+    };
+    let url = matched.backend_url(endpoint, head.query.as_deref());
     let backend_config = backend_ws_config(gateway, plan_api);
     let started = Instant::now();
     let connected = Box::pin(backend::connect(
         BackendRequest {
             url: &url,
-            headers: backend_headers(gateway, head, peer),
+            headers: {
+                let mut headers = backend_headers(gateway, head, peer);
+                headers.extend(grant.forwarded_header.clone());
+                headers
+            },
             protocols: head.header("sec-websocket-protocol"),
             route,
         },
@@ -671,7 +698,12 @@ mod tests {
     /// leave a connection on the vanished route: the registration re-checks the current table.
     #[test]
     fn a_handshake_racing_a_reload_cannot_keep_a_vanished_route() {
-        let gateway = Gateway::new(Config::parse_from(["runtime", "x"])).unwrap();
+        let gateway = Gateway::new(Config::parse_from([
+            "runtime",
+            "--allow-unauthenticated",
+            "x",
+        ]))
+        .unwrap();
         serve(&gateway, plan(&["/keep", "/gone"]));
         let old = current(&gateway).unwrap();
         let gone = find_route(&old, "/svc/v1/gone").unwrap();

@@ -23,6 +23,7 @@ fn route() -> Route {
         handshake: None,
         throttling: None,
         validation: None,
+        security: Default::default(),
     }
 }
 

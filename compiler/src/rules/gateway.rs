@@ -13,9 +13,9 @@ use crate::diagnostics::Diagnostic;
 use crate::model::{template_parameters, Api, Direction, Located};
 use crate::plan::{
     route_kind, route_order, route_shape, slug, ApiLimits, ApiThrottling, Bucket, Endpoints,
-    HandshakeContract, Lifecycle, OnThrottle, OperationBucket, PlanApi, PlanMessage, Rate, Route,
-    RouteAuth, RouteMessages, RouteParameter, RouteThrottling, RouteValidation, SourceRef,
-    ValidationPolicy,
+    HandshakeContract, Lifecycle, MessageDirection, OnThrottle, OperationBucket, OperationScopes,
+    PlanApi, PlanMessage, Rate, Route, RouteAuth, RouteMessages, RouteParameter, RouteSecurity,
+    RouteThrottling, RouteValidation, SchemeKind, SecurityRequirement, SourceRef, ValidationPolicy,
 };
 use crate::source::{Node, Span};
 use crate::wso2::ApiProject;
@@ -547,6 +547,7 @@ fn build_routes(api: &Api, context: &str, diags: &mut Vec<Diagnostic>) -> Vec<Ro
         };
         let mut scopes: Vec<String> = Vec::new();
         let mut messages = RouteMessages::default();
+        let security = route_security(api, channel, &declared_scopes);
         for op in &channel.operations {
             for s in &op.scopes {
                 if !declared_scopes.contains(&s.value.as_str()) {
@@ -619,6 +620,11 @@ fn build_routes(api: &Api, context: &str, diags: &mut Vec<Diagnostic>) -> Vec<Ro
             handshake: None,
             throttling: None,
             validation: None,
+            security: if auth == RouteAuth::Required {
+                security
+            } else {
+                RouteSecurity::default()
+            },
         };
         merge_route(&mut routes, route, channel, diags);
     }
@@ -670,6 +676,107 @@ fn merge_route(
     }
     if route.auth == RouteAuth::Required {
         existing.auth = RouteAuth::Required;
+    }
+    for scheme in route.security.schemes {
+        if !existing.security.schemes.contains(&scheme) {
+            existing.security.schemes.push(scheme);
+        }
+    }
+    existing.security.schemes.sort();
+    existing
+        .security
+        .operations
+        .extend(route.security.operations);
+}
+
+/// What a route requires of a credential: the schemes its operations' `security` names, else
+/// those of the servers' `security`, else none in particular (any verifier the gateway has: WSO2
+/// exports declare schemes without requiring them); and each operation's direction and scopes.
+fn route_security(
+    api: &Api,
+    channel: &crate::model::Channel,
+    declared_scopes: &[&str],
+) -> RouteSecurity {
+    let mut names: Vec<&str> = channel
+        .operations
+        .iter()
+        .flat_map(|o| o.security.iter().map(String::as_str))
+        .collect();
+    if names.is_empty() {
+        names = api
+            .servers
+            .iter()
+            .flat_map(|s| s.security.iter().map(String::as_str))
+            .collect();
+    }
+    let mut schemes: Vec<SecurityRequirement> = Vec::new();
+    for name in names {
+        // An undeclared name is reported by the AsyncAPI rules; it cannot be verified.
+        let kind = match api.security_schemes.iter().find(|s| s.name == name) {
+            Some(scheme) => scheme_kind(scheme),
+            None => SchemeKind::Unsupported {
+                declared: "undeclared".to_string(),
+            },
+        };
+        let requirement = SecurityRequirement {
+            name: name.to_string(),
+            kind,
+        };
+        if !schemes.contains(&requirement) {
+            schemes.push(requirement);
+        }
+    }
+    schemes.sort();
+    let operations = channel
+        .operations
+        .iter()
+        .map(|op| OperationScopes {
+            direction: match op.direction {
+                Direction::ClientToServer => MessageDirection::ClientToServer,
+                Direction::ServerToClient => MessageDirection::ServerToClient,
+            },
+            scopes: op
+                .scopes
+                .iter()
+                .map(|s| s.value.clone())
+                .filter(|s| declared_scopes.contains(&s.as_str()))
+                .collect(),
+        })
+        .collect();
+    RouteSecurity {
+        schemes,
+        operations,
+    }
+}
+
+fn scheme_kind(scheme: &crate::model::SecurityScheme) -> SchemeKind {
+    match scheme.kind.as_str() {
+        "http"
+            if scheme
+                .http_scheme
+                .as_deref()
+                .is_some_and(|s| s.eq_ignore_ascii_case("bearer")) =>
+        {
+            SchemeKind::Bearer
+        }
+        "oauth2" => SchemeKind::Oauth2,
+        "openIdConnect" => SchemeKind::OpenIdConnect,
+        "httpApiKey" | "apiKey" => SchemeKind::ApiKey {
+            location: scheme
+                .location
+                .clone()
+                .unwrap_or_else(|| "header".to_string()),
+            name: scheme.param_name.clone(),
+        },
+        "http" => SchemeKind::Unsupported {
+            declared: format!(
+                "http {}",
+                scheme.http_scheme.as_deref().unwrap_or("(no scheme)")
+            ),
+        },
+        other => SchemeKind::Unsupported {
+            declared: other.to_string(),
+        },
     }
 }
 

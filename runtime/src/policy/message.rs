@@ -525,6 +525,7 @@ mod tests {
                     name: "post".into(),
                     schema: Some(json!({"type": "object", "required": ["text"]})),
                     examples: vec![],
+                    generated_example: None,
                 }],
                 server_to_client: vec![],
             },
@@ -533,6 +534,7 @@ mod tests {
             handshake: None,
             throttling: None,
             validation: None,
+            security: Default::default(),
         }
     }
 

@@ -1,7 +1,19 @@
-//! Traffic policies from the spec: who may connect, what a handshake must carry, how fast
-//! messages may flow, and what they must look like.
+//! Policies the gateway enforces for a route: who may connect (credentials, scopes, key type,
+//! origins, the ws binding's handshake contract) and what a live connection may keep doing
+//! (throttling, message validation).
+//!
+//! The spec (through the plan's routes) says what a route requires; the runtime configuration
+//! ([`crate::settings`]) says how to verify it (keys, secrets, tiers).
+
+pub mod apikeys;
+pub mod auth;
+pub mod credential;
+pub mod denylist;
+pub mod grant;
 pub mod handshake_contract;
+pub mod jwt;
 pub mod message;
 pub mod origin;
 pub mod throttle;
 pub mod validate;
+pub mod watched;

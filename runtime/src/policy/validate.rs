@@ -149,6 +149,7 @@ mod tests {
                     name: format!("m{i}"),
                     schema,
                     examples: vec![],
+                    generated_example: None,
                 })
                 .collect()
         };
@@ -168,6 +169,7 @@ mod tests {
             handshake: None,
             throttling: None,
             validation,
+            security: Default::default(),
         }
     }
 
