@@ -12,18 +12,24 @@
 //! of a spec change: [`reload`] watches, recompiles, swaps and closes what vanished. [`admin`]
 //! serves health, readiness, metrics, the plan summary and the API docs.
 
+// Lets code shared with the fuzz target name this crate the same way from inside and outside.
+extern crate self as portico_runtime;
+
 pub mod admin;
 pub mod backend;
 pub mod builtin;
 pub mod config;
 pub mod connections;
+pub mod forwarding;
 pub mod http;
 pub mod metrics;
+pub mod redact;
 pub mod refusal;
 pub mod relay;
 pub mod reload;
 pub mod routes;
 pub mod server;
+pub mod upgrade;
 
 use std::sync::{Arc, Mutex};
 
