@@ -76,6 +76,7 @@ fn measure(name: &str, api: PlanApi, message: &Message, rounds: u32) {
     );
     let head = RequestHead {
         method: "GET".into(),
+        version: 1,
         path: "/b/1/t".into(),
         query: None,
         headers: vec![],

@@ -56,7 +56,12 @@ async fn handle(gateway: Arc<Gateway>, mut stream: TcpStream) {
         Ok(Ok((head, _))) => head,
         _ => return,
     };
-    let response = if head.method != "GET" {
+    let response = if !host_allowed(&head, &gateway.config.admin_hosts) {
+        Response::text(
+            403,
+            "this Host is not the admin listener's (see --admin-host)\n",
+        )
+    } else if head.method != "GET" {
         Response::text(405, "only GET\n")
     } else {
         route(&gateway, &head.path)
@@ -69,6 +74,29 @@ async fn handle(gateway: Arc<Gateway>, mut stream: TcpStream) {
         response.body.as_bytes(),
     )
     .await;
+}
+
+/// Whether the request names this listener: exactly one `Host` that is an IP address, `localhost`
+/// or one of `extra` (`--admin-host`), with any port. DNS rebinding needs a host *name* that an
+/// attacker controls, so IP literals are always safe; other names must be configured.
+pub fn host_allowed(head: &crate::http::RequestHead, extra: &[String]) -> bool {
+    let mut hosts = head.all("host");
+    let (Some(host), None) = (hosts.next(), hosts.next()) else {
+        return false;
+    };
+    let host = host.trim();
+    let name = match host.strip_prefix('[') {
+        Some(rest) => match rest.split_once(']') {
+            Some((literal, port)) if port.is_empty() || port.starts_with(':') => {
+                return literal.parse::<std::net::Ipv6Addr>().is_ok();
+            }
+            _ => return false,
+        },
+        None => host.rsplit_once(':').map_or(host, |(name, _)| name),
+    };
+    name.parse::<std::net::Ipv4Addr>().is_ok()
+        || name.eq_ignore_ascii_case("localhost")
+        || extra.iter().any(|h| h.eq_ignore_ascii_case(name))
 }
 
 /// Answers one admin request.
@@ -367,6 +395,51 @@ operations:
         assert!(route(&g, "/docs/chat-api-1.0.0.html")
             .body
             .contains("Chat in rooms."));
+    }
+
+    #[test]
+    fn only_ip_literals_localhost_and_configured_names_reach_the_admin_listener() {
+        let head = |hosts: &[&str]| {
+            let mut raw = String::from("GET /plan HTTP/1.1\r\n");
+            for h in hosts {
+                raw.push_str(&format!("Host: {h}\r\n"));
+            }
+            raw.push_str("\r\n");
+            crate::http::parse_request_head(raw.as_bytes())
+                .unwrap()
+                .unwrap()
+                .0
+        };
+        let extra = vec!["gw.internal".to_string()];
+        for ok in [
+            "127.0.0.1:9090",
+            "127.0.0.1",
+            "[::1]:9090",
+            "localhost:9090",
+            "LOCALHOST",
+            "gw.internal:9090",
+        ] {
+            assert!(host_allowed(&head(&[ok]), &extra), "{ok}");
+        }
+        for bad in [
+            "evil.example:9090",
+            "evil.example",
+            "127.0.0.1.evil.example",
+            "[::1",
+            "[evil]:1",
+            "",
+        ] {
+            assert!(!host_allowed(&head(&[bad]), &extra), "{bad}");
+        }
+        assert!(!host_allowed(&head(&[]), &extra), "no Host");
+        assert!(
+            !host_allowed(&head(&["localhost", "localhost"]), &extra),
+            "two"
+        );
+        assert!(
+            !host_allowed(&head(&["gw.internal"]), &[]),
+            "not configured"
+        );
     }
 
     #[test]

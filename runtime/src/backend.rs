@@ -45,12 +45,26 @@ pub enum ConnectError {
     Timeout,
     /// The backend answered the upgrade with an HTTP status: HTTP 502, saying which.
     Rejected(u16),
+    /// The gateway has no file descriptor left for the backend socket: HTTP 503 (the gateway's
+    /// condition, not the backend's).
+    NoDescriptors,
+}
+
+impl ConnectError {
+    /// A failed socket operation: out of descriptors (EMFILE, ENFILE) or unreachable.
+    fn from_io(e: &std::io::Error) -> ConnectError {
+        match e.raw_os_error() {
+            Some(libc::EMFILE | libc::ENFILE) => ConnectError::NoDescriptors,
+            _ => ConnectError::Unreachable(e.kind().to_string()),
+        }
+    }
 }
 
 impl ConnectError {
     pub fn status(&self) -> u16 {
         match self {
             ConnectError::Timeout => 504,
+            ConnectError::NoDescriptors => 503,
             _ => 502,
         }
     }
@@ -62,6 +76,9 @@ impl ConnectError {
             ConnectError::Timeout => "backend did not answer in time".to_string(),
             ConnectError::Rejected(status) => {
                 format!("backend refused the connection (HTTP {status})")
+            }
+            ConnectError::NoDescriptors => {
+                "the gateway is out of file descriptors: try again later".to_string()
             }
         }
     }
@@ -158,7 +175,7 @@ pub async fn connect(
     let attempt = async {
         let tcp = TcpStream::connect((host.as_str(), port))
             .await
-            .map_err(|e| ConnectError::Unreachable(e.kind().to_string()))?;
+            .map_err(|e| ConnectError::from_io(&e))?;
         let _ = tcp.set_nodelay(true);
         if secure {
             let name = rustls::pki_types::ServerName::try_from(host.clone())

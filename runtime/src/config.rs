@@ -50,6 +50,17 @@ pub struct Config {
     #[arg(long, env = "PORTICO_ADMIN_LISTEN", default_value = "127.0.0.1:9090")]
     pub admin_listen: SocketAddr,
 
+    /// Host names the admin listener answers to, besides IP addresses and `localhost`
+    /// (repeatable). Other names get 403, so a web page cannot read the admin listener through
+    /// DNS rebinding.
+    #[arg(
+        long = "admin-host",
+        env = "PORTICO_ADMIN_HOSTS",
+        value_delimiter = ',',
+        value_name = "NAME"
+    )]
+    pub admin_hosts: Vec<String>,
+
     /// Log format.
     #[arg(long, env = "PORTICO_LOG_FORMAT", value_enum, default_value = "pretty")]
     pub log_format: LogFormat,
@@ -74,6 +85,11 @@ pub struct Config {
     )]
     pub max_connections_per_api: usize,
 
+    /// Most connections still in their handshake at once (more: HTTP 503 right away). Bounds what
+    /// slow or half-open clients can hold before a route and a limit are checked.
+    #[arg(long, env = "PORTICO_MAX_PENDING_HANDSHAKES", default_value_t = 1024)]
+    pub max_pending_handshakes: usize,
+
     /// Time a client has to send its handshake, in seconds.
     #[arg(long, env = "PORTICO_HANDSHAKE_TIMEOUT", default_value_t = 10.0)]
     pub handshake_timeout: f64,
@@ -90,6 +106,11 @@ pub struct Config {
     /// two intervals (0: no keepalive).
     #[arg(long, env = "PORTICO_KEEPALIVE", default_value_t = 30.0)]
     pub keepalive: f64,
+
+    /// Longest a write to a client or a backend may block, in seconds (a peer that stops reading
+    /// for longer is dropped, and the other side closed with 1011; 0: no limit).
+    #[arg(long, env = "PORTICO_WRITE_TIMEOUT", default_value_t = 30.0)]
+    pub write_timeout: f64,
 
     /// How long shutdown waits for connections to close, in seconds.
     #[arg(long, env = "PORTICO_DRAIN_TIMEOUT", default_value_t = 10.0)]
@@ -154,6 +175,9 @@ impl Config {
     }
     pub fn keepalive(&self) -> Option<Duration> {
         secs(self.keepalive)
+    }
+    pub fn write_timeout(&self) -> Option<Duration> {
+        secs(self.write_timeout)
     }
     pub fn drain_timeout(&self) -> Duration {
         secs(self.drain_timeout).unwrap_or(Duration::ZERO)

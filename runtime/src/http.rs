@@ -13,6 +13,8 @@ const MAX_HEADERS: usize = 64;
 #[derive(Debug, Clone)]
 pub struct RequestHead {
     pub method: String,
+    /// The HTTP minor version: 1 for HTTP/1.1, 0 for HTTP/1.0.
+    pub version: u8,
     /// Path without the query.
     pub path: String,
     pub query: Option<String>,
@@ -25,6 +27,14 @@ impl RequestHead {
         self.headers
             .iter()
             .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// Every value of a header, by case-insensitive name, in order.
+    pub fn all<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a str> + 'a {
+        self.headers
+            .iter()
+            .filter(move |(k, _)| k.eq_ignore_ascii_case(name))
             .map(|(_, v)| v.as_str())
     }
 
@@ -51,30 +61,34 @@ pub enum HeadError {
 pub async fn read_head<S: AsyncRead + Unpin>(
     stream: &mut S,
 ) -> Result<(RequestHead, Vec<u8>), HeadError> {
-    read_until_parsed(stream, "request", |buf| {
-        let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
-        let mut req = httparse::Request::new(&mut headers);
-        let status = req.parse(buf).map_err(|e| match e {
-            httparse::Error::TooManyHeaders => HeadError::Malformed("too many headers"),
-            _ => HeadError::Malformed("not an HTTP/1.1 request"),
-        })?;
-        let httparse::Status::Complete(len) = status else {
-            return Ok(None);
-        };
-        let target = req.path.unwrap_or("/");
-        let (path, query) = match target.split_once('?') {
-            Some((p, q)) => (p.to_string(), Some(q.to_string())),
-            None => (target.to_string(), None),
-        };
-        let head = RequestHead {
-            method: req.method.unwrap_or("").to_string(),
-            path,
-            query,
-            headers: owned_headers(req.headers),
-        };
-        Ok(Some((head, len)))
-    })
-    .await
+    read_until_parsed(stream, "request", parse_request_head).await
+}
+
+/// Parses a request head from the start of `buf`: `Ok(None)` while it is incomplete, else the head
+/// and its length in bytes. A pure function, so that it can be fuzzed without sockets.
+pub fn parse_request_head(buf: &[u8]) -> Result<Option<(RequestHead, usize)>, HeadError> {
+    let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
+    let mut req = httparse::Request::new(&mut headers);
+    let status = req.parse(buf).map_err(|e| match e {
+        httparse::Error::TooManyHeaders => HeadError::Malformed("too many headers"),
+        _ => HeadError::Malformed("not an HTTP/1.1 request"),
+    })?;
+    let httparse::Status::Complete(len) = status else {
+        return Ok(None);
+    };
+    let target = req.path.unwrap_or("/");
+    let (path, query) = match target.split_once('?') {
+        Some((p, q)) => (p.to_string(), Some(q.to_string())),
+        None => (target.to_string(), None),
+    };
+    let head = RequestHead {
+        method: req.method.unwrap_or("").to_string(),
+        version: req.version.unwrap_or(0),
+        path,
+        query,
+        headers: owned_headers(req.headers),
+    };
+    Ok(Some((head, len)))
 }
 
 fn owned_headers(headers: &[httparse::Header<'_>]) -> Vec<(String, String)> {
@@ -124,6 +138,7 @@ pub fn reason(status: u16) -> &'static str {
         200 => "OK",
         301 => "Moved Permanently",
         400 => "Bad Request",
+        403 => "Forbidden",
         408 => "Request Timeout",
         404 => "Not Found",
         405 => "Method Not Allowed",

@@ -12,15 +12,20 @@
 //! of a spec change: [`reload`] watches, recompiles, swaps and closes what vanished. [`admin`]
 //! serves health, readiness, metrics, the plan summary and the API docs.
 
+// Lets code shared with the fuzz target name this crate the same way from inside and outside.
+extern crate self as portico_runtime;
+
 pub mod admin;
 pub mod backend;
 pub mod builtin;
 pub mod config;
 pub mod connections;
 pub mod docs_site;
+pub mod forwarding;
 pub mod http;
 pub mod metrics;
 pub mod policy;
+pub mod redact;
 pub mod refusal;
 pub mod relay;
 pub mod reload;
@@ -28,6 +33,7 @@ pub mod routes;
 pub mod served;
 pub mod server;
 pub mod settings;
+pub mod upgrade;
 pub mod watcher;
 
 use std::sync::{Arc, Mutex};

@@ -1,5 +1,6 @@
 //! `runtime`: serve AsyncAPI-described WebSocket APIs (see `runtime --help`, docs/runtime.md).
 
+use std::io::IsTerminal;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
@@ -9,11 +10,12 @@ use portico_runtime::relay::CloseCommand;
 use portico_runtime::reload::{self, Source};
 use portico_runtime::{admin, server, Gateway};
 use tokio::net::TcpListener;
-use tracing::{error, info};
+use tracing::{error, info, warn};
 
 fn main() -> ExitCode {
     let config = Config::parse();
     init_logging(config.log_format);
+    raise_fd_limit(config.max_connections);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -30,12 +32,38 @@ fn main() -> ExitCode {
 fn init_logging(format: LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_env("PORTICO_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    // Colour only on a terminal: escape codes in a file, journald or a container log are noise.
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::stderr().is_terminal())
         .with_writer(std::io::stderr);
     match format {
         LogFormat::Json => builder.json().init(),
         LogFormat::Pretty => builder.with_target(false).init(),
+    }
+}
+
+/// Raises the soft limit on open files to the hard limit: each proxied connection holds two
+/// descriptors, and the common soft default of 1024 would cap the gateway near 500 connections.
+/// Warns when `--max-connections` × 2 still does not fit.
+fn raise_fd_limit(max_connections: usize) {
+    let limit = match rlimit::increase_nofile_limit(u64::MAX) {
+        Ok(limit) => limit,
+        Err(e) => {
+            warn!(error = %e, "cannot read or raise the open-file limit");
+            return;
+        }
+    };
+    let needed = (max_connections as u64).saturating_mul(2);
+    if needed > limit {
+        warn!(
+            open_file_limit = limit,
+            max_connections,
+            "--max-connections × 2 exceeds the open-file limit: connections beyond about {} will be refused with 503",
+            limit / 2
+        );
+    } else {
+        info!(open_file_limit = limit, "open-file limit");
     }
 }
 
@@ -70,6 +98,7 @@ async fn run(config: Config) -> ExitCode {
     let loaded = match reload::load_blocking(&gateway, &source).await {
         Ok(loaded) => loaded,
         Err(problems) => {
+            let problems = portico_runtime::redact::redact_userinfo(&problems.text);
             error!("cannot serve: the specs have errors\n{problems}");
             return ExitCode::from(1);
         }

@@ -33,7 +33,24 @@ pub struct StatusLabels {
 pub struct CloseLabels {
     /// Who closed first: `client`, `backend` or `gateway`.
     pub initiator: &'static str,
-    pub code: u16,
+    /// The close code, bucketed by [`close_code_label`] so that peers cannot choose the label set.
+    pub code: &'static str,
+}
+
+/// The `code` label of a close: the codes RFC 6455 defines (1000–1015) as themselves, the
+/// application ranges as `3xxx` (registered) and `4xxx` (private), anything else as `other`.
+/// The label set is bounded, whatever codes peers send.
+pub fn close_code_label(code: u16) -> &'static str {
+    const DEFINED: [&str; 16] = [
+        "1000", "1001", "1002", "1003", "1004", "1005", "1006", "1007", "1008", "1009", "1010",
+        "1011", "1012", "1013", "1014", "1015",
+    ];
+    match code {
+        1000..=1015 => DEFINED[usize::from(code - 1000)],
+        3000..=3999 => "3xxx",
+        4000..=4999 => "4xxx",
+        _ => "other",
+    }
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -175,6 +192,35 @@ impl Metrics {
                 hash: hash.to_string(),
             })
             .set(1);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn close_code_labels_stay_bounded_whatever_the_peer_sends() {
+        let m = Metrics::default();
+        for code in 0..=u16::MAX {
+            m.closes
+                .get_or_create(&CloseLabels {
+                    initiator: "client",
+                    code: close_code_label(code),
+                })
+                .inc();
+        }
+        let text = m.encode();
+        let series = text
+            .lines()
+            .filter(|l| l.starts_with("portico_closes_total{"))
+            .count();
+        assert_eq!(series, 16 + 3, "{text}");
+        assert!(text.contains(r#"portico_closes_total{initiator="client",code="4xxx"} 1000"#));
+        assert_eq!(close_code_label(1000), "1000");
+        assert_eq!(close_code_label(1011), "1011");
+        assert_eq!(close_code_label(3001), "3xxx");
+        assert_eq!(close_code_label(2999), "other");
     }
 }
 

@@ -56,6 +56,8 @@ pub struct RelayOptions {
     pub keepalive: Option<Duration>,
     /// How long the close handshake may take once started.
     pub close_grace: Duration,
+    /// Longest a single write may block (`--write-timeout`); `None`: no limit.
+    pub write_timeout: Option<Duration>,
 }
 
 /// Who closed first, with which code: for the connection's log line and metrics.
@@ -175,24 +177,34 @@ where
         PolicyHook::pair(gate.as_ref(), &close_client, &close_backend);
 
     let up = pump(
-        Side::Client,
+        Pump {
+            side: Side::Client,
+            closing: close_backend_rx,
+            close_source: &close_client,
+            close_started: &close_started,
+            shared: &shared,
+            metrics: &metrics,
+            write_timeout: options.write_timeout,
+            hook: up_hook,
+            injected: up_injected,
+        },
         client_rx,
         backend_tx,
-        close_backend_rx,
-        &close_started,
-        &shared,
-        &metrics,
-        (up_hook, up_injected),
     );
     let down = pump(
-        Side::Backend,
+        Pump {
+            side: Side::Backend,
+            closing: close_client_rx,
+            close_source: &close_backend,
+            close_started: &close_started,
+            shared: &shared,
+            metrics: &metrics,
+            write_timeout: options.write_timeout,
+            hook: down_hook,
+            injected: down_injected,
+        },
         backend_rx,
         client_tx,
-        close_client_rx,
-        &close_started,
-        &shared,
-        &metrics,
-        (down_hook, down_injected),
     );
     let supervise = async {
         // Idle timeout, keepalive and external commands; returns once a close has started.
@@ -294,76 +306,196 @@ fn note_initiator(shared: &Arc<Mutex<Shared>>, who: &'static str, cmd: &CloseCom
     }
 }
 
-/// One direction. Reads `from`, writes `to`; `closing` asks it to close `to` (a `None` value is a
-/// wake-up to send a keepalive ping); `close_started` tells the supervisor that the close
-/// handshake has begun.
-#[allow(clippy::too_many_arguments)]
-async fn pump<R, W>(
+/// What one direction needs besides its two stream halves.
+struct Pump<'a> {
     side: Side,
-    mut from: R,
-    mut to: W,
-    mut closing: watch::Receiver<Option<CloseCommand>>,
-    close_started: &Notify,
-    shared: &Arc<Mutex<Shared>>,
-    metrics: &ConnectionMetrics,
-    (hook, mut injected): (Option<PolicyHook<'_>>, Option<mpsc::Receiver<Message>>),
-) where
+    /// Asks the pump to close the side it writes (a `None` value is a wake-up to send a
+    /// keepalive ping).
+    closing: watch::Receiver<Option<CloseCommand>>,
+    /// Asks the *other* pump to close the side this one reads (after a write timeout).
+    close_source: &'a watch::Sender<Option<CloseCommand>>,
+    /// Tells the supervisor that the close handshake has begun.
+    close_started: &'a Notify,
+    shared: &'a Arc<Mutex<Shared>>,
+    metrics: &'a ConnectionMetrics,
+    write_timeout: Option<Duration>,
+    /// The traffic policies, when the route has any (see [`PolicyHook`]).
+    hook: Option<PolicyHook<'a>>,
+    /// Error frames for the side this pump writes (the client), from the other pump's hook.
+    injected: Option<mpsc::Receiver<Message>>,
+}
+
+/// A read result of the source, as the stream yields it.
+type Item = Option<Result<Message, WsError>>;
+
+/// How a write that may block ended.
+enum Written {
+    Ok,
+    /// The sink failed: the side written to is gone.
+    Failed,
+    /// The source ended, failed or sent a Close while the write was blocked: the write is
+    /// abandoned, and what was read is in `held`.
+    SourceLeft,
+    /// The write blocked longer than `--write-timeout`.
+    TimedOut,
+}
+
+/// Runs one write, bounded by `timeout`, while watching the source: a pump blocked on a write
+/// would otherwise never read, and so never notice, that the side it reads has left. At most one
+/// message is read ahead into `held` (memory stays bounded); after that, only the timeout applies.
+async fn guarded<R, F>(
+    write: F,
+    from: &mut R,
+    held: &mut Option<Item>,
+    timeout: Option<Duration>,
+) -> Written
+where
+    R: Stream<Item = Result<Message, WsError>> + Unpin,
+    F: std::future::Future<Output = Result<(), WsError>>,
+{
+    tokio::pin!(write);
+    let deadline = async {
+        match timeout {
+            Some(t) => tokio::time::sleep(t).await,
+            None => std::future::pending().await,
+        }
+    };
+    tokio::pin!(deadline);
+    loop {
+        tokio::select! {
+            biased;
+            result = &mut write => {
+                return if result.is_ok() { Written::Ok } else { Written::Failed };
+            }
+            item = from.next(), if held.is_none() => {
+                let leaving = !matches!(
+                    &item,
+                    Some(Ok(Message::Text(_) | Message::Binary(_) | Message::Ping(_) | Message::Pong(_)))
+                );
+                *held = Some(item);
+                if leaving {
+                    return Written::SourceLeft;
+                }
+            }
+            _ = &mut deadline => return Written::TimedOut,
+        }
+    }
+}
+
+/// One direction: reads `from`, writes `to`.
+async fn pump<R, W>(mut p: Pump<'_>, mut from: R, mut to: W)
+where
     R: Stream<Item = Result<Message, WsError>> + Unpin,
     W: Sink<Message, Error = WsError> + Unpin,
 {
+    let side = p.side;
     let (messages, bytes) = match side {
-        Side::Client => (&metrics.up_messages, &metrics.up_bytes),
-        Side::Backend => (&metrics.down_messages, &metrics.down_bytes),
+        Side::Client => (&p.metrics.up_messages, &p.metrics.up_bytes),
+        Side::Backend => (&p.metrics.down_messages, &p.metrics.down_bytes),
     };
+    let shared = p.shared;
+    let close_started = p.close_started;
+    let timeout = p.write_timeout;
     // Whether `to` can still take messages (false once a Close was sent to it).
     let mut to_open = true;
     let mut dirty = false;
     let mut failed = false;
-    loop {
-        let next = match from.next().now_or_never() {
-            Some(item) => item,
-            None => {
-                if dirty && to_open {
-                    if to.flush().await.is_err() {
-                        to_open = false;
-                    }
-                    dirty = false;
+    let mut signal_open = true;
+    // What the source yielded while a write was blocked; handled before reading again.
+    let mut held: Option<Item> = None;
+
+    // The outcome of a write: `to` stays usable only if it completed.
+    macro_rules! guarded_write {
+        ($write:expr) => {{
+            match guarded($write, &mut from, &mut held, timeout).await {
+                Written::Ok => true,
+                Written::Failed => {
+                    to_open = false;
+                    false
                 }
-                tokio::select! {
-                    item = from.next() => item,
-                    Some(frame) = next_injected(&mut injected) => {
-                        // An error frame for this side, about a message it sent.
-                        if to_open && to.send(frame).await.is_err() {
-                            to_open = false;
-                        }
-                        continue;
+                // What the source did is handled next; `to` may still take a Close.
+                Written::SourceLeft => false,
+                Written::TimedOut => {
+                    to_open = false;
+                    let cmd =
+                        CloseCommand::new(1011, format!("{} write timeout", side.other().name()));
+                    note_initiator(shared, "gateway", &cmd);
+                    close_started.notify_one();
+                    let _ = p.close_source.send(Some(cmd));
+                    false
+                }
+            }
+        }};
+    }
+
+    loop {
+        // The close and keepalive signal is looked at on every iteration, not only when the
+        // source is idle: a backend flooding a slower client must not keep the keepalive ping
+        // (or a close) from going out.
+        let signalled = signal_open && p.closing.has_changed().unwrap_or(false);
+        let next = if signalled {
+            None
+        } else if let Some(item) = held.take() {
+            Some(item)
+        } else {
+            match from.next().now_or_never() {
+                Some(item) => Some(item),
+                None => {
+                    if dirty && to_open {
+                        guarded_write!(to.flush());
+                        dirty = false;
                     }
-                    changed = closing.changed() => {
-                        if changed.is_err() {
-                            continue_forever().await;
-                        }
-                        let cmd = closing.borrow_and_update().clone();
-                        match cmd {
-                            Some(cmd) if to_open => {
-                                close_started.notify_one();
-                                to_open = false;
-                                let _ = to.send(Message::Close(Some(cmd.frame()))).await;
-                            }
-                            Some(_) => {}
-                            None => {
-                                // A wake-up for a keepalive ping (down pump only).
-                                if side == Side::Backend && to_open {
-                                    let payload = Bytes::from_static(b"portico-keepalive");
-                                    if to.send(Message::Ping(payload)).await.is_err() {
-                                        to_open = false;
-                                    }
+                    // What was read while the flush blocked comes first, in order.
+                    if let Some(item) = held.take() {
+                        Some(item)
+                    } else {
+                        let woke = tokio::select! {
+                            biased;
+                            changed = p.closing.changed(), if signal_open => {
+                                if changed.is_err() {
+                                    signal_open = false;
                                 }
+                                Woke::Signal
+                            }
+                            Some(frame) = next_injected(&mut p.injected) => Woke::Inject(frame),
+                            item = from.next() => Woke::Source(item),
+                        };
+                        match woke {
+                            Woke::Signal => None,
+                            Woke::Source(item) => Some(item),
+                            Woke::Inject(frame) => {
+                                // An error frame for the client, about a message it sent.
+                                if to_open {
+                                    guarded_write!(to.send(frame));
+                                }
+                                continue;
                             }
                         }
-                        continue;
                     }
                 }
             }
+        };
+        let Some(next) = next else {
+            if !signal_open {
+                continue;
+            }
+            let cmd = p.closing.borrow_and_update().clone();
+            match cmd {
+                Some(cmd) if to_open => {
+                    close_started.notify_one();
+                    to_open = false;
+                    guarded_write!(to.send(Message::Close(Some(cmd.frame()))));
+                }
+                Some(_) => {}
+                None => {
+                    // A wake-up for a keepalive ping (down pump only).
+                    if side == Side::Backend && to_open {
+                        let payload = Bytes::from_static(b"portico-keepalive");
+                        guarded_write!(to.send(Message::Ping(payload)));
+                    }
+                }
+            }
+            continue;
         };
         let message = match next {
             Some(Ok(m)) => m,
@@ -391,7 +523,7 @@ async fn pump<R, W>(
                     to_open = false;
                     let cmd = CloseCommand::new(1011, format!("{} connection lost", side.name()));
                     note_initiator(shared, side.name(), &cmd);
-                    let _ = to.send(Message::Close(Some(cmd.frame()))).await;
+                    guarded_write!(to.send(Message::Close(Some(cmd.frame()))));
                 }
                 if told.is_none() {
                     return;
@@ -408,7 +540,8 @@ async fn pump<R, W>(
                         CloseCommand::new(1011, format!("{} connection lost", side.name()))
                     });
                     note_initiator(shared, side.name(), &cmd);
-                    let _ = to.send(Message::Close(Some(cmd.frame()))).await;
+                    let close = to.send(Message::Close(Some(cmd.frame())));
+                    guarded(close, &mut from, &mut held, timeout).await;
                 }
                 return;
             }
@@ -434,7 +567,7 @@ async fn pump<R, W>(
                     Some(cmd) => Message::Close(Some(cmd.frame())),
                     None => Message::Close(frame.clone()),
                 };
-                let _ = to.send(reply).await;
+                guarded_write!(to.send(reply));
             }
             // Keep reading: the protocol layer completes this side's close handshake.
             continue;
@@ -482,7 +615,7 @@ async fn pump<R, W>(
                 Message::Close(_) | Message::Frame(_) => None,
             }
         };
-        let forward = match (forward, &hook) {
+        let forward = match (forward, &p.hook) {
             (Some(message @ (Message::Text(_) | Message::Binary(_))), Some(hook)) => {
                 match hook.apply(message, shared).await {
                     Ok(forward) => forward,
@@ -490,7 +623,7 @@ async fn pump<R, W>(
                         close_started.notify_one();
                         if to_open {
                             to_open = false;
-                            let _ = to.send(Message::Close(Some(cmd.frame()))).await;
+                            guarded_write!(to.send(Message::Close(Some(cmd.frame()))));
                         }
                         None
                     }
@@ -499,15 +632,18 @@ async fn pump<R, W>(
             (forward, _) => forward,
         };
         if let Some(message) = forward {
-            if to_open {
-                if to.feed(message).await.is_err() {
-                    to_open = false;
-                } else {
-                    dirty = true;
-                }
+            if to_open && guarded_write!(to.feed(message)) {
+                dirty = true;
             }
         }
     }
+}
+
+/// What woke an idle pump.
+enum Woke {
+    Signal,
+    Source(Item),
+    Inject(Message),
 }
 
 /// The traffic policies' hook in one pump: the connection's [`MessageGate`] decides each data

@@ -267,7 +267,7 @@ pub fn report(gateway: &Gateway, result: Result<Loaded, LoadFailure>) {
         Err(failure) => {
             error!(
                 "the new specs have errors; still serving the previous plan\n{}",
-                failure.text
+                crate::redact::redact_userinfo(&failure.text)
             );
             let mut status = gateway.status.lock().expect("status");
             status.failed_reloads += 1;

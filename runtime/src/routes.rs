@@ -10,6 +10,12 @@
 //!
 //! The backend URL is built from the endpoint and the route's `backendPath`, with every captured
 //! value percent-encoded again, so a parameter can never add a `/`, `?`, `#` or `..` to it.
+//! Empty segments of a `/*` remainder are dropped (`/a//b` → `/a/b`), so a client path can never
+//! make the backend path start with `//`, which URL parsers read as a host.
+//!
+//! The client's query is forwarded with three rules (see [`forward_query`]): credentials are
+//! removed, parameters the mapping sets are removed (the mapping wins), and bytes a URL may not
+//! carry raw are percent-encoded.
 //!
 //! ```
 //! use portico_compiler::plan::Plan;
@@ -21,7 +27,9 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use percent_encoding::{percent_decode_str, utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
+use percent_encoding::{
+    percent_decode_str, percent_encode, utf8_percent_encode, AsciiSet, CONTROLS, NON_ALPHANUMERIC,
+};
 use portico_compiler::plan::{Plan, PlanApi, Route, RouteKind};
 
 /// Characters encoded in a substituted path parameter: everything but RFC 3986 unreserved.
@@ -30,6 +38,22 @@ const PARAM: &AsciiSet = &NON_ALPHANUMERIC
     .remove(b'.')
     .remove(b'_')
     .remove(b'~');
+
+/// Characters percent-encoded in a forwarded query: everything RFC 3986 §3.4 does not allow raw
+/// (`"`, `<`, `>`, `\`, `^`, `` ` ``, `{`, `|`, `}`, space, `#`, controls and non-ASCII). `%` is
+/// handled apart: kept when it starts an escape, encoded otherwise.
+const QUERY_UNSAFE: &AsciiSet = &CONTROLS
+    .add(b' ')
+    .add(b'"')
+    .add(b'#')
+    .add(b'<')
+    .add(b'>')
+    .add(b'\\')
+    .add(b'^')
+    .add(b'`')
+    .add(b'{')
+    .add(b'|')
+    .add(b'}');
 
 /// Query parameters that carry credentials and are never forwarded to a backend.
 pub const CREDENTIAL_PARAMS: [&str; 2] = ["access_token", "apikey"];
@@ -208,8 +232,10 @@ fn match_segments(pattern: &[Segment], path: &[&str]) -> Option<Captures> {
     for (i, seg) in pattern.iter().enumerate() {
         match seg {
             Segment::Rest => {
+                // Empty segments are collapsed: `//host` must not reach a backend's URL parser.
                 let rest = path[i.min(path.len())..]
                     .iter()
+                    .filter(|s| !s.is_empty())
                     .map(|s| decode(s))
                     .collect::<Option<Vec<_>>>()?;
                 return Some((params, rest));
@@ -274,8 +300,12 @@ pub fn backend_url(endpoint: &str, m: &Match<'_>, client_query: Option<&str>) ->
         path.pop();
     }
     let mut url = format!("{endpoint}{path}");
+    let mapping_query = url.split_once('?').map(|(_, q)| q).unwrap_or_default();
+    let mapped: Vec<String> = parameters(mapping_query)
+        .map(|(_, pair)| canonical_name(pair))
+        .collect();
     if let Some(query) = client_query
-        .map(strip_credentials)
+        .map(|q| forward_query(q, &mapped))
         .filter(|q| !q.is_empty())
     {
         url.push(if url.contains('?') { '&' } else { '?' });
@@ -284,20 +314,90 @@ pub fn backend_url(endpoint: &str, m: &Match<'_>, client_query: Option<&str>) ->
     url
 }
 
-/// Removes `access_token` and `apikey` from a query string, keeping everything else byte for byte.
+/// The client's query as the backend gets it. Parameters are separated by `&` or `;` (backends
+/// differ on `;`, so both count); each keeps its separator and its bytes, except that
+/// * a credential parameter ([`CREDENTIAL_PARAMS`]) is removed,
+/// * a parameter the mapping (or the endpoint) already sets is removed, so the client cannot
+///   override it for a backend that reads the last value (`mapped` holds canonical names),
+/// * bytes a URL may not carry raw are percent-encoded, so they are not the backend's problem.
+///
+/// Two names are the same parameter when their canonical forms are equal ([`canonical_name`]).
+pub fn forward_query(query: &str, mapped: &[String]) -> String {
+    let mut out = String::new();
+    for (separator, pair) in parameters(query) {
+        if pair.is_empty() {
+            continue;
+        }
+        let name = canonical_name(pair);
+        if CREDENTIAL_PARAMS.contains(&name.as_str()) || mapped.contains(&name) {
+            continue;
+        }
+        if !out.is_empty() {
+            out.push(separator);
+        }
+        encode_query_part(pair, &mut out);
+    }
+    out
+}
+
+/// Splits a query into parameters, each with the separator that preceded it (`&` for the first).
+fn parameters(query: &str) -> impl Iterator<Item = (char, &str)> {
+    let mut separator = '&';
+    query.split_inclusive(['&', ';']).map(move |piece| {
+        let this = separator;
+        let pair = match piece.chars().last() {
+            Some(c @ ('&' | ';')) => {
+                separator = c;
+                &piece[..piece.len() - 1]
+            }
+            _ => piece,
+        };
+        (this, pair)
+    })
+}
+
+/// A parameter's name as a backend's query parser may read it: the part before `=`,
+/// percent-decoded until stable (so `access%255Ftoken` is `access_token`), `+` read as a space,
+/// surrounding whitespace trimmed, a trailing `[...]` (PHP/Rails arrays) removed, ASCII
+/// lower-cased.
+pub fn canonical_name(pair: &str) -> String {
+    let mut name = pair.split('=').next().unwrap_or_default().replace('+', " ");
+    for _ in 0..4 {
+        let decoded = percent_decode_str(&name).decode_utf8_lossy().into_owned();
+        if decoded == name {
+            break;
+        }
+        name = decoded;
+    }
+    let mut name = name.trim();
+    if let Some(open) = name.find('[') {
+        name = name[..open].trim_end();
+    }
+    name.to_ascii_lowercase()
+}
+
+fn encode_query_part(part: &str, out: &mut String) {
+    let bytes = part.as_bytes();
+    for (i, c) in part.char_indices() {
+        if c == '%' {
+            let escape = bytes.len() > i + 2
+                && bytes[i + 1].is_ascii_hexdigit()
+                && bytes[i + 2].is_ascii_hexdigit();
+            out.push_str(if escape { "%" } else { "%25" });
+        } else {
+            let mut buf = [0u8; 4];
+            out.extend(percent_encode(
+                c.encode_utf8(&mut buf).as_bytes(),
+                QUERY_UNSAFE,
+            ));
+        }
+    }
+}
+
+/// Removes the credential parameters from a query string, keeping everything else byte for byte
+/// (but for the encoding of unsafe bytes).
 pub fn strip_credentials(query: &str) -> String {
-    query
-        .split('&')
-        .filter(|pair| {
-            let name = pair.split('=').next().unwrap_or_default();
-            let name = percent_decode_str(name).decode_utf8_lossy();
-            !pair.is_empty()
-                && !CREDENTIAL_PARAMS
-                    .iter()
-                    .any(|c| name.eq_ignore_ascii_case(c))
-        })
-        .collect::<Vec<_>>()
-        .join("&")
+    forward_query(query, &[])
 }
 
 #[cfg(test)]
@@ -436,5 +536,69 @@ mod tests {
             "ws://b:1/r?room=x&z=%20"
         );
         assert_eq!(strip_credentials("access_token=1"), "");
+    }
+
+    #[test]
+    fn a_client_query_cannot_override_the_mapping() {
+        let t = table();
+        let m = found(&t, "/chat/1/rooms/lobby2");
+        for query in [
+            "room=admin",
+            "ROOM=admin",
+            "room%5B%5D=admin",
+            "r%6Fom=admin",
+            "room",
+        ] {
+            assert_eq!(
+                backend_url("ws://b:1", &m, Some(&format!("{query}&x=1"))),
+                "ws://b:1/r?room=lobby2&x=1",
+                "{query}"
+            );
+        }
+    }
+
+    #[test]
+    fn empty_segments_of_a_remainder_are_collapsed() {
+        let t = table();
+        let m = found(&t, "/chat/1//evil.example/steal");
+        assert_eq!(
+            backend_url("ws://b:1", &m, None),
+            "ws://b:1/evil.example/steal"
+        );
+        let m = found(&t, "/chat/1/a//b/");
+        assert_eq!(backend_url("ws://b:1", &m, None), "ws://b:1/a/b");
+    }
+
+    #[test]
+    fn unsafe_query_bytes_are_percent_encoded() {
+        let t = table();
+        let m = found(&t, "/chat/1/rooms/lobby");
+        assert_eq!(
+            backend_url("ws://b:1", &m, Some("q=\"|<>`\\^{}&p=100%&ok=%41")),
+            "ws://b:1/lobby?q=%22%7C%3C%3E%60%5C%5E%7B%7D&p=100%25&ok=%41"
+        );
+        assert_eq!(
+            backend_url("ws://b:1", &m, Some("q=caf\u{e9} x")),
+            "ws://b:1/lobby?q=caf%C3%A9%20x"
+        );
+    }
+
+    #[test]
+    fn credential_spellings_are_all_stripped() {
+        for query in [
+            "a=1;access_token=S",
+            "a=1&access_token[]=S",
+            "a=1&apikey[x]=S",
+            "a=1&%20access_token=S",
+            "a=1&+access_token=S",
+            "a=1&access%255Ftoken=S",
+            "a=1&ACCESS%5FTOKEN=S",
+            "a=1&api%6Bey=S",
+        ] {
+            assert_eq!(strip_credentials(query), "a=1", "{query}");
+        }
+        // Separators and unrelated bytes are kept as sent.
+        assert_eq!(strip_credentials("a=1;b=2&c=%2F"), "a=1;b=2&c=%2F");
+        assert_eq!(strip_credentials("access_token=S;b=2&c"), "b=2&c");
     }
 }

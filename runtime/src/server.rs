@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 
 use portico_compiler::plan::{Lifecycle, PlanApi, Route};
 use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
 use tokio_tungstenite::tungstenite::protocol::Role;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
@@ -30,23 +31,65 @@ use crate::routes::{backend_url, ApiEntry, Lookup, Match};
 use crate::served::Served;
 use crate::Gateway;
 
+/// Descriptors kept free for the admin listener, log and spec files, the reload watcher and
+/// the runtime itself: the WebSocket listener stops admitting connections before it takes them.
+const RESERVED_FDS: u64 = 48;
+
+/// Most refusals sent at once by the accept loop itself (each holds a descriptor briefly).
+const MAX_BUSY_REFUSALS: usize = 64;
+
 /// Accepts connections until `stop` resolves.
+///
+/// Connections in their handshake count against `--max-pending-handshakes`, and every
+/// connection (two descriptors once proxied) against the open-file limit less [`RESERVED_FDS`];
+/// beyond either, a connection is answered 503 at once. When `accept` itself fails for lack of
+/// descriptors (EMFILE), a spare descriptor is given up to take the connection off the backlog,
+/// answer it 503 and close it, instead of leaving it to time out while the loop spins.
 pub async fn serve(
     gateway: Arc<Gateway>,
     listener: TcpListener,
     stop: impl std::future::Future<Output = ()>,
 ) {
     tokio::pin!(stop);
+    let max_pending = gateway.config.max_pending_handshakes.max(1);
+    let pending = Arc::new(Semaphore::new(max_pending));
+    let refusals = Arc::new(Semaphore::new(MAX_BUSY_REFUSALS));
+    let mut spare = std::fs::File::open("/dev/null").ok();
+    let mut last_warning: Option<Instant> = None;
     loop {
         tokio::select! {
             _ = &mut stop => return,
             accepted = listener.accept() => match accepted {
                 Ok((stream, peer)) => {
-                    let gateway = gateway.clone();
-                    tokio::spawn(handle(gateway, stream, peer));
+                    let in_flight = gateway.connections.count() + max_pending - pending.available_permits();
+                    let permit = if over_fd_budget(in_flight) {
+                        Err("the gateway is out of file descriptors: try again later")
+                    } else {
+                        pending.clone().try_acquire_owned().map_err(|_| "too many handshakes in progress: try again later")
+                    };
+                    match permit {
+                        Ok(permit) => {
+                            tokio::spawn(handle(gateway.clone(), stream, peer, permit));
+                        }
+                        Err(why) => refuse_busy(&gateway, &refusals, stream, why),
+                    }
+                }
+                Err(e) if matches!(e.raw_os_error(), Some(libc::EMFILE | libc::ENFILE)) => {
+                    if last_warning.is_none_or(|t| t.elapsed() >= Duration::from_secs(10)) {
+                        warn!(error = %e, "out of file descriptors: refusing connections with 503");
+                        last_warning = Some(Instant::now());
+                    }
+                    drop(spare.take());
+                    if let Ok((stream, _)) = listener.accept().await {
+                        refuse_busy(&gateway, &refusals, stream, "the gateway is out of file descriptors: try again later");
+                    }
+                    if spare.is_none() {
+                        spare = std::fs::File::open("/dev/null").ok();
+                    }
+                    // Let connections finish and free their descriptors.
+                    tokio::time::sleep(Duration::from_millis(10)).await;
                 }
                 Err(e) => {
-                    // Out of file descriptors and the like: back off instead of spinning.
                     warn!(error = %e, "accept failed");
                     tokio::time::sleep(Duration::from_millis(50)).await;
                 }
@@ -55,68 +98,58 @@ pub async fn serve(
     }
 }
 
-fn is_upgrade(head: &RequestHead) -> bool {
-    head.header_has_token("connection", "upgrade")
-        && head.header_has_token("upgrade", "websocket")
-        && head.header("sec-websocket-version").map(str::trim) == Some("13")
-        && head
-            .header("sec-websocket-key")
-            .is_some_and(|k| k.trim().len() == 24)
+/// Whether one more connection could leave too few descriptors for the rest of the runtime.
+fn over_fd_budget(in_flight: usize) -> bool {
+    match rlimit::getrlimit(rlimit::Resource::NOFILE) {
+        Ok((soft, _)) => {
+            (in_flight as u64 + 1).saturating_mul(2) > soft.saturating_sub(RESERVED_FDS)
+        }
+        Err(_) => false,
+    }
 }
 
-/// Headers sent to the backend: Origin, the configured allowlist, and the forwarding headers.
-fn backend_headers(
-    gateway: &Gateway,
-    head: &RequestHead,
-    peer: SocketAddr,
-) -> Vec<(String, String)> {
-    let mut out = Vec::new();
-    for (name, value) in &head.headers {
-        let lower = name.to_ascii_lowercase();
-        if lower == "origin"
-            || gateway
-                .config
-                .forward_headers
-                .iter()
-                .any(|h| h.eq_ignore_ascii_case(&lower))
-        {
-            out.push((lower, value.clone()));
-        }
-    }
-    let client_ip = peer.ip().to_string();
-    let xff = match head.header("x-forwarded-for") {
-        Some(prior) => format!("{prior}, {client_ip}"),
-        None => client_ip.clone(),
+/// Answers 503 to a connection the accept loop will not serve: reads its head briefly (closing
+/// with unread input would reset the connection and lose the answer), then closes.
+fn refuse_busy(
+    gateway: &Arc<Gateway>,
+    refusals: &Arc<Semaphore>,
+    mut stream: TcpStream,
+    why: &'static str,
+) {
+    let Ok(permit) = refusals.clone().try_acquire_owned() else {
+        return;
     };
-    out.push(("x-forwarded-for".into(), xff));
-    out.push(("x-forwarded-proto".into(), "http".into()));
-    let host = head.header("host").unwrap_or_default();
-    let for_value = if peer.is_ipv6() {
-        format!("\"[{client_ip}]\"")
-    } else {
-        client_ip
-    };
-    let mut forwarded = format!("for={for_value};proto=http");
-    if !host.is_empty()
-        && host.chars().all(|c| c.is_ascii_graphic())
-        && !host.contains(['"', ';', ','])
-    {
-        forwarded.push_str(&format!(";host=\"{host}\""));
-    }
-    out.push(("forwarded".into(), forwarded));
-    out
+    let gateway = gateway.clone();
+    tokio::spawn(async move {
+        let _ = tokio::time::timeout(Duration::from_millis(500), read_head(&mut stream)).await;
+        respond(
+            &gateway,
+            &mut stream,
+            &Refusal::new(503, why).header("retry-after", "5"),
+        )
+        .await;
+        drop(permit);
+    });
 }
 
 /// A connection's first task: the handshake. Once upgraded, the relay runs in a task of its own,
 /// so that what stays allocated for the connection's life is the relay's state and nothing else
 /// (an async fn's future is as large as its largest state; measured with massif, this keeps an
 /// idle proxied connection near 15 KiB instead of 29 KiB).
-async fn handle(gateway: Arc<Gateway>, mut stream: TcpStream, peer: SocketAddr) {
+async fn handle(
+    gateway: Arc<Gateway>,
+    mut stream: TcpStream,
+    peer: SocketAddr,
+    pending: OwnedSemaphorePermit,
+) {
     let _ = stream.set_nodelay(true);
     // The handshake and the backend connection are boxed: an async fn's future is as large as its
     // largest state, and theirs (buffers, TLS state) would otherwise stay inside every connection's
     // task for its whole life (measured with massif: 15 KiB per connection).
-    match Box::pin(handshake(&gateway, &mut stream, peer)).await {
+    let decided = Box::pin(handshake(&gateway, &mut stream, peer)).await;
+    // No longer in the handshake: the `--max-pending-handshakes` slot is free again.
+    drop(pending);
+    match decided {
         Ok(upgrade) => {
             if let Some(session) = upgrade.complete(&gateway, stream, peer).await {
                 session.start(gateway);
@@ -317,17 +350,10 @@ fn admit(api: &PlanApi) -> Result<(), Refusal> {
     })
 }
 
+/// RFC 6455 §4.2.1 (see [`crate::upgrade`]): 426 for a request that is no upgrade at all, 400
+/// for a malformed one.
 fn require_upgrade(head: &RequestHead) -> Result<(), Refusal> {
-    if is_upgrade(head) {
-        Ok(())
-    } else {
-        Err(Refusal::new(
-            426,
-            "this is a WebSocket endpoint: connect with a WebSocket client",
-        )
-        .header("upgrade", "websocket")
-        .header("sec-websocket-version", "13"))
-    }
+    crate::upgrade::check_upgrade_request(head)
 }
 
 /// Registers the connection against the global and per-API limits. A reload may have swapped the
@@ -413,7 +439,8 @@ async fn connect_backend(
         BackendRequest {
             url: &url,
             headers: {
-                let mut headers = backend_headers(gateway, head, peer);
+                let mut headers =
+                    crate::forwarding::backend_headers(head, peer, &gateway.config.forward_headers);
                 headers.extend(grant.forwarded_header.clone());
                 headers
             },
@@ -486,7 +513,7 @@ impl Upgrade {
             backend,
         } = self;
         let (api, route, plan_api) = (&matched.api, matched.route(), matched.plan_api());
-        let key = head.header("sec-websocket-key").unwrap_or_default().trim();
+        let key = crate::upgrade::client_key(&head);
         let mut headers = vec![
             ("upgrade", "websocket".to_string()),
             ("connection", "Upgrade".to_string()),
@@ -577,6 +604,7 @@ impl Session {
             idle_timeout,
             keepalive: gateway.config.keepalive(),
             close_grace: Duration::from_secs(5),
+            write_timeout: gateway.config.write_timeout(),
         };
         let commands = registration.commands.clone();
         let Admission { slot, gate } = admission;
@@ -636,7 +664,7 @@ impl Ended {
                 } else {
                     report.initiator
                 },
-                code: report.code.unwrap_or(1005),
+                code: crate::metrics::close_code_label(report.code.unwrap_or(1005)),
             })
             .inc();
         info!(

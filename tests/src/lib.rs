@@ -353,6 +353,8 @@ type Setup = Box<dyn FnOnce(&Path)>;
 /// Starts a [`Gateway`].
 pub struct GatewayBuilder {
     specs: Vec<(String, String)>,
+    env: Vec<(String, Option<String>)>,
+    fd_limit: Option<u64>,
     setup: Option<Setup>,
     args: Vec<String>,
     watch: bool,
@@ -369,6 +371,18 @@ impl GatewayBuilder {
     /// Extra command-line arguments.
     pub fn args(mut self, args: &[&str]) -> Self {
         self.args.extend(args.iter().map(|s| s.to_string()));
+        self
+    }
+
+    /// Sets (`Some`) or removes (`None`) an environment variable of the runtime process.
+    pub fn env(mut self, key: &str, value: Option<&str>) -> Self {
+        self.env.push((key.to_string(), value.map(str::to_string)));
+        self
+    }
+
+    /// Starts the runtime under `prlimit --nofile=N:N` (soft and hard open-file limit).
+    pub fn fd_limit(mut self, n: u64) -> Self {
+        self.fd_limit = Some(n);
         self
     }
 
@@ -419,7 +433,15 @@ impl GatewayBuilder {
             attempt += 1;
             let addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
             let admin: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
-            let mut command = Command::new(&binary);
+            // prlimit execs the runtime, so the child's pid is the runtime's.
+            let mut command = match self.fd_limit {
+                Some(n) => {
+                    let mut c = Command::new("prlimit");
+                    c.arg(format!("--nofile={n}:{n}")).arg(&binary);
+                    c
+                }
+                None => Command::new(&binary),
+            };
             command
                 .arg("--listen")
                 .arg(addr.to_string())
@@ -435,6 +457,12 @@ impl GatewayBuilder {
                 }
             }
             command.env("NO_COLOR", "1");
+            for (key, value) in &self.env {
+                match value {
+                    Some(v) => command.env(key, v),
+                    None => command.env_remove(key),
+                };
+            }
             let file = std::fs::File::create(&log).expect("the log file");
             command
                 .stdin(Stdio::null())
@@ -480,6 +508,8 @@ impl Gateway {
     pub fn builder() -> GatewayBuilder {
         GatewayBuilder {
             specs: Vec::new(),
+            env: Vec::new(),
+            fd_limit: None,
             setup: None,
             args: Vec::new(),
             watch: true,
@@ -950,6 +980,10 @@ pub enum Mode {
         message_bytes: usize,
         limit_bytes: u64,
     },
+    /// Completes the handshake, then never reads nor writes (a backend that hangs mid-stream).
+    Stall,
+    /// Sends one binary message of this many bytes, then drops its TCP connection (no Close).
+    SendThenVanish(usize),
 }
 
 #[derive(Default)]
@@ -1095,6 +1129,15 @@ async fn serve_backend(
     let Ok(mut ws) = tokio_tungstenite::accept_hdr_async(stream, callback).await else {
         return;
     };
+    if let Mode::Stall = mode {
+        // Hold the socket open, unread, until the test ends.
+        std::future::pending::<()>().await;
+    }
+    if let Mode::SendThenVanish(bytes) = mode {
+        let _ = ws.send(Message::binary(vec![0x5a; bytes])).await;
+        drop(ws);
+        return;
+    }
     if let Mode::Flood {
         message_bytes,
         limit_bytes,

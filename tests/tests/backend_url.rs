@@ -188,3 +188,115 @@ async fn origin_allowlisted_and_forwarding_headers() {
     // A prior X-Forwarded-For is extended with the client's address.
     assert_eq!(h.header("x-forwarded-for"), Some("10.0.0.1, 127.0.0.1"));
 }
+
+#[tokio::test]
+async fn a_client_query_cannot_override_the_mapping() {
+    let backend = Backend::start(Mode::Echo).await;
+    let g = gateway(&backend, &[]).await;
+    for query in [
+        "room=admin",
+        "room=admin&room=root",
+        "ROOM=admin",
+        "room%5B%5D=admin",
+    ] {
+        assert_eq!(
+            backend_sees(
+                &g,
+                &backend,
+                &format!("/svc/v1/rooms/lobby?{query}&since=5"),
+                &[]
+            )
+            .await
+            .uri,
+            "/base/rooms?room=lobby&since=5",
+            "{query}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn empty_path_segments_never_reach_the_backend() {
+    let backend = Backend::start(Mode::Echo).await;
+    let g = gateway(&backend, &[]).await;
+    for (path, expected) in [
+        ("/svc/v1//evil.example/steal", "/base/evil.example/steal"),
+        ("/svc/v1/a//b", "/base/a/b"),
+        ("/svc/v1///x/", "/base/x"),
+    ] {
+        let uri = backend_sees(&g, &backend, path, &[]).await.uri;
+        assert_eq!(uri, expected, "{path}");
+        assert!(!uri.contains("//"), "{path}: {uri}");
+    }
+}
+
+#[tokio::test]
+async fn forwarding_headers_are_built_from_sanitised_parts() {
+    let backend = Backend::start(Mode::Echo).await;
+    let g = gateway(&backend, &[]).await;
+    let before = backend.handshakes().len();
+    // Two client X-Forwarded-For headers, one with a non-ASCII byte and a bogus entry.
+    let request = upgrade_request("/svc/v1/plain/topic", &[]).replace(
+        "host: 127.0.0.1\r\n",
+        "host: 127.0.0.1\r\nx-forwarded-for: 10.0.0.1, b\u{e9}gus\r\nx-forwarded-for: 10.0.0.2\r\n",
+    );
+    assert_eq!(http(g.addr, &request).await.status, 101);
+    let h = backend.handshake(before + 1).await;
+    assert_eq!(
+        h.header("x-forwarded-for"),
+        Some("10.0.0.1, 10.0.0.2, 127.0.0.1")
+    );
+    assert_eq!(
+        h.header("forwarded"),
+        Some("for=127.0.0.1;proto=http;host=\"127.0.0.1\"")
+    );
+}
+
+#[tokio::test]
+async fn unsafe_query_bytes_are_encoded_not_a_backend_failure() {
+    let backend = Backend::start(Mode::Echo).await;
+    let g = gateway(&backend, &[]).await;
+    for (raw, encoded) in [
+        ("q=%22\"", "q=%22%22"),
+        ("q=|", "q=%7C"),
+        ("q=<>", "q=%3C%3E"),
+        ("q=`", "q=%60"),
+        ("q=\\", "q=%5C"),
+        ("q=^", "q=%5E"),
+        ("q={}", "q=%7B%7D"),
+        ("q=100%", "q=100%25"),
+    ] {
+        assert_eq!(
+            backend_sees(&g, &backend, &format!("/svc/v1/plain/topic?{raw}"), &[])
+                .await
+                .uri,
+            format!("/base/plain/topic?{encoded}"),
+            "{raw}"
+        );
+    }
+    let metrics = g.metrics().await;
+    assert_eq!(
+        metric(&metrics, "portico_handshakes_total{status=\"502\"}"),
+        None,
+        "{metrics}"
+    );
+}
+
+#[tokio::test]
+async fn credential_spellings_are_all_stripped() {
+    let backend = Backend::start(Mode::Echo).await;
+    let g = gateway(&backend, &[]).await;
+    for query in [
+        "a=1;access_token=S3",
+        "a=1&access_token[]=S3",
+        "a=1&apikey[x]=S3",
+        "a=1&%20access_token=S3",
+        "a=1&access%255Ftoken=S3",
+        "a=1&Access%5FToken=S3",
+    ] {
+        let uri = backend_sees(&g, &backend, &format!("/svc/v1/plain/topic?{query}"), &[])
+            .await
+            .uri;
+        assert_eq!(uri, "/base/plain/topic?a=1", "{query}");
+    }
+    assert!(!format!("{:?}", backend.handshakes()).contains("S3"));
+}

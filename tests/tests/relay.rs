@@ -666,3 +666,81 @@ async fn a_one_second_keepalive_never_closes_clients_that_answer() {
         assert!(pings >= 1);
     }
 }
+
+#[tokio::test]
+async fn keepalive_pings_reach_a_client_behind_a_flood() {
+    let backend = Backend::start(Mode::Flood {
+        message_bytes: 16 * 1024,
+        limit_bytes: 4 * 1024 * 1024 * 1024,
+    })
+    .await;
+    // Large read buffers: a whole message per read, so the gateway always has the next one ready.
+    let g = gateway_to(
+        &backend.endpoint(),
+        &["--keepalive", "1", "--read-buffer-bytes", "262144"],
+    )
+    .await;
+    let mut c = connect(&g.url("/svc/v1/t")).await;
+    // A client slower than the backend: the gateway always has more to relay. It answers pings
+    // (the library does, while it reads) and says nothing else.
+    let started = Instant::now();
+    let mut pings = 0;
+    let mut messages = 0u64;
+    while started.elapsed() < Duration::from_secs(4) {
+        match next_message(&mut c).await {
+            Some(Ok(Message::Ping(_))) => pings += 1,
+            Some(Ok(Message::Binary(_))) => {
+                messages += 1;
+                tokio::time::sleep(Duration::from_millis(1)).await;
+            }
+            other => panic!("after {messages} messages and {pings} pings: {other:?}"),
+        }
+    }
+    assert!(
+        pings >= 2,
+        "{pings} keepalive pings in 4 s of flood with --keepalive 1"
+    );
+}
+
+#[tokio::test]
+async fn peer_chosen_close_codes_are_bucketed_in_metrics() {
+    let g = gateway_to("echo:", &[]).await;
+    for code in [4321, 4999, 3456] {
+        let mut c = connect(&g.url("/svc/v1/t")).await;
+        send(&mut c, Message::Close(Some(close_frame(code, "bye")))).await;
+        expect_close(&mut c).await;
+    }
+    let deadline = Instant::now() + STEP;
+    let m = loop {
+        let m = g.metrics().await;
+        let counted: f64 = m
+            .lines()
+            .filter(|l| l.starts_with("portico_closes_total{"))
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+            .sum();
+        if counted >= 3.0 {
+            break m;
+        }
+        assert!(Instant::now() < deadline, "three closes never counted: {m}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    for code in ["4321", "4999", "3456"] {
+        assert!(!m.contains(&format!("code=\"{code}\"")), "{m}");
+    }
+    assert_eq!(
+        metric(
+            &m,
+            "portico_closes_total{initiator=\"client\",code=\"4xxx\"}"
+        ),
+        Some(2.0),
+        "{m}"
+    );
+    assert_eq!(
+        metric(
+            &m,
+            "portico_closes_total{initiator=\"client\",code=\"3xxx\"}"
+        ),
+        Some(1.0),
+        "{m}"
+    );
+}

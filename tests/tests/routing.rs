@@ -156,7 +156,7 @@ async fn refusals_are_plain_http_statuses() {
     assert_eq!(r.header("upgrade"), Some("websocket"));
     assert!(!r.body.trim().is_empty());
 
-    // Not a valid upgrade (wrong version, missing key): 426 too.
+    // An unsupported version: 426 naming 13; a missing key: 400 (RFC 6455 §4.2.1).
     let r = http(
         g.addr,
         "GET /beta/2.0/feed HTTP/1.1\r\nhost: x\r\nconnection: upgrade\r\nupgrade: websocket\r\n\
@@ -170,7 +170,7 @@ async fn refusals_are_plain_http_statuses() {
          sec-websocket-version: 13\r\n\r\n",
     )
     .await;
-    assert_eq!(r.status, 426);
+    assert_eq!(r.status, 400);
 
     // Not HTTP at all: 400.
     let r = http(g.addr, "\x16\x03\x01 hello\r\n\r\n").await;
@@ -247,4 +247,52 @@ async fn lifecycle_states_decide_what_is_served() {
         assert!(response.headers().get("deprecation").is_none(), "{path}");
         echo_text(&mut c, path).await;
     }
+}
+
+#[tokio::test]
+async fn handshakes_follow_rfc_6455() {
+    let backend = Backend::start(Mode::Echo).await;
+    let g = routing_gateway(&backend).await;
+    const KEY: &str = "sec-websocket-key: dGhlIHNhbXBsZSBub25jZQ==\r\n";
+    let request = |version: &str, headers: &str| {
+        format!(
+            "GET /beta/2.0/feed HTTP/{version}\r\nconnection: Upgrade\r\nupgrade: websocket\r\n\
+             sec-websocket-version: 13\r\n{headers}\r\n"
+        )
+    };
+    let cases = [
+        ("HTTP/1.0", request("1.0", &format!("host: x\r\n{KEY}"))),
+        (
+            "two keys",
+            request("1.1", &format!("host: x\r\n{KEY}{KEY}")),
+        ),
+        (
+            "a key of 15 bytes",
+            request(
+                "1.1",
+                "host: x\r\nsec-websocket-key: AAAAAAAAAAAAAAAAAAAA\r\n",
+            ),
+        ),
+        (
+            "a key that is not base64",
+            request(
+                "1.1",
+                "host: x\r\nsec-websocket-key: !!!!!!!!!!!!!!!!!!!!!!==\r\n",
+            ),
+        ),
+        ("no Host", request("1.1", KEY)),
+        (
+            "two Hosts",
+            request("1.1", &format!("host: x\r\nhost: y\r\n{KEY}")),
+        ),
+        ("Host a\\", request("1.1", &format!("host: a\\\r\n{KEY}"))),
+    ];
+    for (what, raw) in &cases {
+        let r = http(g.addr, raw).await;
+        assert_eq!(r.status, 400, "{what}: {} {}", r.status, r.body);
+    }
+    // The well-formed one still opens.
+    let r = http(g.addr, &request("1.1", &format!("host: x\r\n{KEY}"))).await;
+    assert_eq!(r.status, 101);
+    assert_eq!(backend.handshakes().len(), 1, "{:?}", backend.handshakes());
 }

@@ -328,6 +328,7 @@ mod tests {
     fn head(query: Option<&str>, headers: &[(&str, &str)]) -> RequestHead {
         RequestHead {
             method: "GET".into(),
+            version: 1,
             path: "/chat/1.0.0/rooms".into(),
             query: query.map(str::to_string),
             headers: headers

@@ -182,6 +182,7 @@ mod tests {
     fn head(query: Option<&str>, headers: &[(&str, &str)]) -> RequestHead {
         RequestHead {
             method: "GET".into(),
+            version: 1,
             path: "/x".into(),
             query: query.map(Into::into),
             headers: headers

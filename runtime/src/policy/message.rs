@@ -575,6 +575,7 @@ mod tests {
     fn head(headers: &[(&str, &str)]) -> RequestHead {
         RequestHead {
             method: "GET".into(),
+            version: 1,
             path: "/a/1/t".into(),
             query: None,
             headers: headers
