@@ -26,7 +26,11 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    runtime.block_on(run(config))
+    let code = runtime.block_on(run(config));
+    // A compile may still be running on a blocking thread (a huge or hostile spec folder): the
+    // drain is over, so do not wait for it — dropping the runtime would.
+    runtime.shutdown_timeout(Duration::from_millis(500));
+    code
 }
 
 fn init_logging(format: LogFormat) {

@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use portico_tests::*;
+use crate::harness::*;
 
 #[tokio::test]
 async fn sigterm_closes_every_connection_with_1001_and_exits_0() {

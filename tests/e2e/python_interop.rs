@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use portico_tests::*;
+use crate::harness::*;
 
 const CLIENT: &str = r#"
 import asyncio, json, sys

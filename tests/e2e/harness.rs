@@ -1,7 +1,7 @@
-//! Helpers shared by the end-to-end tests (`tests/tests/*.rs`).
+//! Helpers shared by the end-to-end tests (`tests/e2e/*.rs`).
 //!
-//! The tests drive the real `runtime` binary as a child process (`target/<profile>/runtime`, next
-//! to the test executable; see [`runtime_binary`]), talk to it with real WebSocket clients and put
+//! The tests drive the real `runtime` binary as a child process (the one Cargo built for this
+//! test target; see [`runtime_binary`]), talk to it with real WebSocket clients and put
 //! real WebSocket backends behind it, all on 127.0.0.1 with ephemeral ports. Every await is
 //! bounded ([`within`], [`STEP`]), every test has its own temporary spec folder and its own ports,
 //! and child processes are killed when their handle drops (their log is printed if the test
@@ -15,8 +15,11 @@
 //! * [`connect`], [`recv_data`], [`expect_close`], [`echo_text`] — client helpers; [`http`],
 //!   [`upgrade`] — raw HTTP; [`RawClient`] — frame by frame, for what libraries will not send.
 //!
-//! Run with `cargo test -p portico-tests` (the Python interop test needs
+//! Run with `cargo test -p portico-runtime --test e2e` (the Python interop test needs
 //! `scripts/setup-test-deps.sh` first).
+
+// A toolkit: not every test uses every helper.
+#![allow(dead_code)]
 
 use std::fmt::Display;
 use std::future::Future;
@@ -85,7 +88,7 @@ pub fn metric(text: &str, series: &str) -> Option<f64> {
     })
 }
 
-/// The workspace root (the parent of this crate).
+/// The workspace root (the parent of the `runtime` package that owns these tests).
 pub fn workspace_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .parent()
@@ -104,102 +107,12 @@ pub fn python() -> PathBuf {
     python
 }
 
-fn newest_source(dir: &Path, newest: &mut Option<(SystemTime, PathBuf)>) {
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return;
-    };
-    for entry in entries.flatten() {
-        let path = entry.path();
-        if path.is_dir() {
-            newest_source(&path, newest);
-        } else if path.extension().is_some_and(|e| e == "rs" || e == "json")
-            // The `compile` binary's entry point is not part of the runtime.
-            && !path.ends_with("compiler/src/main.rs")
-        {
-            if let Ok(modified) = entry.metadata().and_then(|m| m.modified()) {
-                if newest.as_ref().is_none_or(|(t, _)| modified > *t) {
-                    *newest = Some((modified, path));
-                }
-            }
-        }
-    }
-}
-
-/// The `runtime` binary next to the test executable (`target/<profile>/deps/..` → `runtime`).
-///
-/// `cargo test` builds the binaries of the package under test only, so under cargo (`CARGO` is
-/// set) the binary is brought up to date first with `cargo build -p portico-runtime --bin runtime`
-/// in the tests' profile, once per test process (a no-op when it is fresh). Run directly, the test
-/// executable fails when the binary is missing or older than its sources: testing a stale binary
-/// would test yesterday's code.
+/// The `runtime` binary Cargo built for this test target (the way Cargo intends: it cannot be
+/// stale, and no test runs `cargo build` itself).
 pub fn runtime_binary() -> PathBuf {
-    static BINARY: Mutex<Option<PathBuf>> = Mutex::new(None);
-    let mut cached = BINARY.lock().unwrap_or_else(|e| e.into_inner());
-    if let Some(binary) = cached.as_ref() {
-        return binary.clone();
-    }
-    let exe = std::env::current_exe().expect("the test executable's path");
-    let profile_dir = exe
-        .parent()
-        .and_then(Path::parent)
-        .expect("the test executable lives in target/<profile>/deps");
-    let binary = profile_dir.join(format!("runtime{}", std::env::consts::EXE_SUFFIX));
-    let under_cargo = std::env::var("CARGO").ok();
-    if let Some(cargo) = &under_cargo {
-        let profile = match profile_dir.file_name().and_then(|n| n.to_str()) {
-            Some("debug") | None => "dev".to_string(),
-            Some(other) => other.to_string(),
-        };
-        let output = Command::new(cargo)
-            .args([
-                "build",
-                "-p",
-                "portico-runtime",
-                "--bin",
-                "runtime",
-                "--profile",
-            ])
-            .arg(&profile)
-            .current_dir(workspace_root())
-            .stdin(Stdio::null())
-            .output()
-            .unwrap_or_else(|e| panic!("cannot run {cargo}: {e}"));
-        assert!(
-            output.status.success(),
-            "`cargo build -p portico-runtime --bin runtime --profile {profile}` failed:\n{}",
-            String::from_utf8_lossy(&output.stderr)
-        );
-    }
-    let built = match std::fs::metadata(&binary).and_then(|m| m.modified()) {
-        Ok(t) => t,
-        Err(_) => panic!(
-            "the runtime binary is missing at {}: build it first with \
-             `cargo build -p portico-runtime --bin runtime` (same profile as the tests)",
-            binary.display()
-        ),
-    };
-    if under_cargo.is_none() {
-        // Cargo knows what the binary is built from; without it, compare with the sources.
-        let root = workspace_root();
-        let mut newest = None;
-        for dir in ["runtime/src", "compiler/src", "compiler/schemas"] {
-            newest_source(&root.join(dir), &mut newest);
-        }
-        if let Some((modified, path)) = newest {
-            assert!(
-                modified <= built,
-                "the runtime binary {} is older than {}: rebuild it with \
-                 `cargo build -p portico-runtime --bin runtime`",
-                binary.display(),
-                path.display()
-            );
-        }
-    }
-    *cached = Some(binary.clone());
-    binary
+    PathBuf::from(env!("CARGO_BIN_EXE_runtime"))
 }
 
-/// A port that was free a moment ago.
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())

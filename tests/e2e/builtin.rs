@@ -1,7 +1,7 @@
 //! The built-in backends: `mock:` plays the spec's server-to-client examples (or values generated
 //! from the schema), `echo:` echoes.
 
-use portico_tests::*;
+use crate::harness::*;
 use tokio_tungstenite::tungstenite::Message;
 
 const MOCK_SPEC: &str = r#"asyncapi: 3.0.0

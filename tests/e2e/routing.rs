@@ -1,6 +1,6 @@
 //! Which API and route a request path reaches, and how refusals look.
 
-use portico_tests::*;
+use crate::harness::*;
 
 /// Makes a WebSocket handshake for `path` and returns the URI the backend was asked for.
 async fn routed(gateway: &Gateway, backend: &Backend, path: &str) -> String {

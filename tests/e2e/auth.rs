@@ -2,7 +2,7 @@
 //! Refusals before any backend connection, credentials stripped from what the backend sees,
 //! fail-closed without a verifier, and no credential in logs or `/plan`.
 
-use portico_tests::*;
+use crate::harness::*;
 use sha2::Digest;
 use tokio_tungstenite::tungstenite;
 

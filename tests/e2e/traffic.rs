@@ -1,7 +1,7 @@
 //! Traffic policies end to end: origins and the ws binding's contract at the handshake,
 //! throttling and validation per message, through a real runtime and the built-in echo backend.
 
-use portico_tests::*;
+use crate::harness::*;
 
 /// A 3.0 API served by `echo:` at `/{name}/1/room` with `extra` under `x-gateway`: the API
 /// receives `post` (client → backend) and sends `event` (backend → client), both `chat` messages,

@@ -4,7 +4,7 @@
 
 use std::time::{Duration, Instant};
 
-use portico_tests::*;
+use crate::harness::*;
 
 const OPEN: &str = "portico_connections_open{api=\"/svc/v1\",route=\"/svc/v1/t\"}";
 /// Larger than the loopback socket buffers between the gateway and a peer, so that a write of

@@ -1,6 +1,6 @@
 //! Changing an API's lifecycle state in its spec acts on live connections and new handshakes.
 
-use portico_tests::*;
+use crate::harness::*;
 
 fn svc(lifecycle: &str) -> String {
     spec("Svc", "v1", "/svc", "echo:")

@@ -2,7 +2,7 @@
 
 use std::time::{Duration, Instant};
 
-use portico_tests::*;
+use crate::harness::*;
 
 /// A gateway serving one API at /svc/v1 with the topic /t, relaying to `endpoint`.
 async fn gateway_to(endpoint: &str, args: &[&str]) -> Gateway {

@@ -1,6 +1,6 @@
 //! What the backend is asked for: URL (mapping, parameters, query) and headers.
 
-use portico_tests::*;
+use crate::harness::*;
 
 async fn gateway(backend: &Backend, extra_args: &[&str]) -> Gateway {
     Gateway::builder()

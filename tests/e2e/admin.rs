@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use portico_tests::*;
+use crate::harness::*;
 
 #[tokio::test]
 async fn health_and_readiness() {
