@@ -34,7 +34,7 @@ pub fn check_handshake(data: &[u8]) {
 
     let peers: [SocketAddr; 2] = ["10.1.2.3:4000".parse().unwrap(), "[2001:db8::7]:1".parse().unwrap()];
     for peer in peers {
-        for (name, value) in backend_headers(&head, peer, &["x-request-id".to_string()]) {
+        for (name, value) in backend_headers(&head, peer, &["x-request-id".to_string()], false) {
             assert!(http::HeaderName::from_bytes(name.as_bytes()).is_ok(), "{name}");
             if matches!(name.as_str(), "x-forwarded-for" | "forwarded") {
                 assert!(

@@ -2,7 +2,7 @@
 //! and `docs/runtime.md`).
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use clap::{Parser, ValueEnum};
@@ -45,6 +45,29 @@ pub struct Config {
     /// Address of the WebSocket listener.
     #[arg(long, env = "PORTICO_LISTEN", default_value = "0.0.0.0:9099")]
     pub listen: SocketAddr,
+
+    /// Address of the `wss://` listener, served only when `--tls-cert` and `--tls-key` are given
+    /// (8099 is WSO2's wss port).
+    #[arg(long, env = "PORTICO_TLS_LISTEN", default_value = "0.0.0.0:8099")]
+    pub tls_listen: SocketAddr,
+
+    /// PEM certificate chain (leaf first) of the `wss://` listener; reloaded when the file changes.
+    #[arg(
+        long,
+        env = "PORTICO_TLS_CERT",
+        value_name = "PEM",
+        requires = "tls_key"
+    )]
+    pub tls_cert: Option<PathBuf>,
+
+    /// PEM private key of the `wss://` listener; reloaded when the file changes.
+    #[arg(
+        long,
+        env = "PORTICO_TLS_KEY",
+        value_name = "PEM",
+        requires = "tls_cert"
+    )]
+    pub tls_key: Option<PathBuf>,
 
     /// Address of the admin listener (/healthz, /readyz, /metrics, /plan). Keep it private.
     #[arg(long, env = "PORTICO_ADMIN_LISTEN", default_value = "127.0.0.1:9090")]
@@ -134,7 +157,7 @@ pub struct Config {
     pub backend_ca: Option<PathBuf>,
 
     /// The gateway address the served docs show to clients (`ws://` or `wss://`, e.g. the public
-    /// address of a TLS proxy in front). Default: `ws://` and the listen address.
+    /// address of a TLS proxy in front). Default: `wss://` and `--tls-listen` when TLS is on, else `ws://` and `--listen`.
     #[arg(long, env = "PORTICO_DOCS_BASE_URL", value_name = "URL")]
     pub docs_base_url: Option<String>,
 
@@ -164,6 +187,10 @@ fn secs(s: f64) -> Option<Duration> {
 }
 
 impl Config {
+    /// The certificate and key files of the `wss://` listener, when it is enabled.
+    pub fn tls_files(&self) -> Option<(&Path, &Path)> {
+        Some((self.tls_cert.as_deref()?, self.tls_key.as_deref()?))
+    }
     pub fn handshake_timeout(&self) -> Duration {
         secs(self.handshake_timeout).unwrap_or(Duration::from_secs(10))
     }

@@ -60,11 +60,41 @@ pub fn docs_base_url(config: &Config) -> String {
             Err(e) => tracing::warn!("--docs-base-url ignored: {e}"),
         }
     }
-    let addr = config.listen;
+    // Clients are shown the wss:// listener when there is one.
+    let (scheme, addr) = match config.tls_files() {
+        Some(_) => ("wss", config.tls_listen),
+        None => ("ws", config.listen),
+    };
     let host = match addr.ip() {
         ip if ip.is_unspecified() || ip.is_loopback() => "localhost".to_string(),
         std::net::IpAddr::V4(ip) => ip.to_string(),
         std::net::IpAddr::V6(ip) => format!("[{ip}]"),
     };
-    format!("ws://{host}:{}", addr.port())
+    format!("{scheme}://{host}:{}", addr.port())
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::*;
+
+    #[test]
+    fn the_docs_show_wss_only_when_the_tls_listener_exists() {
+        let plain = Config::parse_from(["runtime", "--listen", "0.0.0.0:9099", "x"]);
+        assert_eq!(docs_base_url(&plain), "ws://localhost:9099");
+        let tls = Config::parse_from([
+            "runtime",
+            "--tls-listen",
+            "10.0.0.1:8443",
+            "--tls-cert",
+            "c.pem",
+            "--tls-key",
+            "k.pem",
+            "x",
+        ]);
+        assert_eq!(docs_base_url(&tls), "wss://10.0.0.1:8443");
+        // One file alone does not enable the listener: clap refuses it.
+        assert!(Config::try_parse_from(["runtime", "--tls-cert", "c.pem", "x"]).is_err());
+    }
 }

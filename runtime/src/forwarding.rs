@@ -20,7 +20,9 @@ pub fn backend_headers(
     head: &RequestHead,
     peer: SocketAddr,
     forward_headers: &[String],
+    over_tls: bool,
 ) -> Vec<(String, String)> {
+    let proto = if over_tls { "https" } else { "http" };
     let mut out = Vec::new();
     for (name, value) in &head.headers {
         let lower = name.to_ascii_lowercase();
@@ -34,8 +36,8 @@ pub fn backend_headers(
     }
     let client_ip = peer.ip();
     out.push(("x-forwarded-for".into(), x_forwarded_for(head, client_ip)));
-    out.push(("x-forwarded-proto".into(), "http".into()));
-    let mut forwarded = format!("for={};proto=http", node(client_ip));
+    out.push(("x-forwarded-proto".into(), proto.into()));
+    let mut forwarded = format!("for={};proto={proto}", node(client_ip));
     if let Some(host) = head.header("host").map(str::trim) {
         if !host.is_empty() && host.bytes().all(|b| b.is_ascii_graphic()) {
             forwarded.push_str(";host=");
@@ -112,7 +114,7 @@ mod tests {
             ("X-Forwarded-For", "1.1.1.1, bogus, 2.2.2.2"),
             ("X-Forwarded-For", "3.3.3.3,\u{e9}vil, ::1"),
         ]);
-        let out = backend_headers(&h, PEER.parse().unwrap(), &[]);
+        let out = backend_headers(&h, PEER.parse().unwrap(), &[], false);
         assert_eq!(
             header(&out, "x-forwarded-for"),
             "1.1.1.1, 2.2.2.2, 3.3.3.3, ::1, 10.0.0.9"
@@ -124,7 +126,7 @@ mod tests {
         let mut raw = b"GET / HTTP/1.1\r\nX-Forwarded-For: 1.2.3.4, \xff\xfe\r\n\r\n".to_vec();
         raw.truncate(raw.len());
         let (h, _) = parse_request_head(&raw).unwrap().unwrap();
-        let out = backend_headers(&h, PEER.parse().unwrap(), &[]);
+        let out = backend_headers(&h, PEER.parse().unwrap(), &[], false);
         let xff = header(&out, "x-forwarded-for");
         assert_eq!(xff, "1.2.3.4, 10.0.0.9");
         assert!(xff.is_ascii());
@@ -140,6 +142,7 @@ mod tests {
             &head(&[("X-Forwarded-For", &many)]),
             PEER.parse().unwrap(),
             &[],
+            false,
         );
         let xff = header(&out, "x-forwarded-for");
         assert_eq!(xff.split(", ").count(), MAX_FORWARDED_HOPS + 1);
@@ -148,7 +151,7 @@ mod tests {
 
     #[test]
     fn forwarded_quotes_and_escapes_per_rfc_7239() {
-        let out = backend_headers(&head(&[("Host", "a\\")]), PEER.parse().unwrap(), &[]);
+        let out = backend_headers(&head(&[("Host", "a\\")]), PEER.parse().unwrap(), &[], false);
         assert_eq!(
             header(&out, "forwarded"),
             r#"for=10.0.0.9;proto=http;host="a\\""#
@@ -157,6 +160,7 @@ mod tests {
             &head(&[("Host", "x\"y")]),
             "[2001:db8::1]:80".parse().unwrap(),
             &[],
+            false,
         );
         assert_eq!(
             header(&out, "forwarded"),
@@ -171,9 +175,23 @@ mod tests {
             ("X-Request-Id", "r1"),
             ("Cookie", "c"),
         ]);
-        let out = backend_headers(&h, PEER.parse().unwrap(), &["x-request-id".to_string()]);
+        let out = backend_headers(
+            &h,
+            PEER.parse().unwrap(),
+            &["x-request-id".to_string()],
+            false,
+        );
         assert_eq!(header(&out, "origin"), "https://app");
         assert_eq!(header(&out, "x-request-id"), "r1");
         assert!(!out.iter().any(|(k, _)| k == "cookie"));
+    }
+
+    #[test]
+    fn tls_clients_are_forwarded_as_https() {
+        let out = backend_headers(&head(&[]), PEER.parse().unwrap(), &[], true);
+        assert_eq!(header(&out, "x-forwarded-proto"), "https");
+        assert_eq!(header(&out, "forwarded"), "for=10.0.0.9;proto=https");
+        let out = backend_headers(&head(&[]), PEER.parse().unwrap(), &[], false);
+        assert_eq!(header(&out, "x-forwarded-proto"), "http");
     }
 }

@@ -33,6 +33,7 @@ pub mod routes;
 pub mod served;
 pub mod server;
 pub mod settings;
+pub mod tls_listener;
 pub mod upgrade;
 pub mod watcher;
 

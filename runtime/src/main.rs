@@ -8,6 +8,7 @@ use clap::Parser;
 use portico_runtime::config::{Config, LogFormat};
 use portico_runtime::relay::CloseCommand;
 use portico_runtime::reload::{self, Source};
+use portico_runtime::tls_listener::ServerCertificate;
 use portico_runtime::{admin, server, Gateway};
 use tokio::net::TcpListener;
 use tracing::{error, info, warn};
@@ -119,6 +120,26 @@ async fn run(config: Config) -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    // The wss:// listener exists only with a certificate; a pair that does not load stops startup.
+    let tls = match gateway.config.tls_files() {
+        None => None,
+        Some((cert, key)) => {
+            let certificate = match ServerCertificate::load(cert, key) {
+                Ok(c) => c,
+                Err(why) => {
+                    error!("cannot serve TLS: {why}");
+                    return ExitCode::from(2);
+                }
+            };
+            match TcpListener::bind(gateway.config.tls_listen).await {
+                Ok(l) => Some((l, certificate)),
+                Err(e) => {
+                    error!("cannot listen on {} (TLS): {e}", gateway.config.tls_listen);
+                    return ExitCode::from(2);
+                }
+            }
+        }
+    };
     let admin_listener = match TcpListener::bind(gateway.config.admin_listen).await {
         Ok(l) => l,
         Err(e) => {
@@ -131,6 +152,7 @@ async fn run(config: Config) -> ExitCode {
     };
     info!(
         listen = %listener.local_addr().map(|a| a.to_string()).unwrap_or_default(),
+        tls_listen = %tls.as_ref().and_then(|(l, _)| l.local_addr().ok()).map(|a| a.to_string()).unwrap_or_else(|| "off".into()),
         admin = %admin_listener.local_addr().map(|a| a.to_string()).unwrap_or_default(),
         hash = %plan.hash,
         apis = plan.apis.len(),
@@ -152,7 +174,20 @@ async fn run(config: Config) -> ExitCode {
         }
     }
     tokio::spawn(admin::serve(gateway.clone(), admin_listener));
-    server::serve(gateway.clone(), listener, shutdown_signal()).await;
+    if let Some((tls_listener, certificate)) = tls {
+        certificate.clone().watch();
+        let mut shutting_down = gateway.shutting_down.subscribe();
+        let stop = async move {
+            let _ = shutting_down.wait_for(|stopping| *stopping).await;
+        };
+        tokio::spawn(server::serve(
+            gateway.clone(),
+            tls_listener,
+            Some(certificate),
+            stop,
+        ));
+    }
+    server::serve(gateway.clone(), listener, None, shutdown_signal()).await;
 
     // Drain: refuse new handshakes, ask every connection to close, wait up to the drain timeout.
     let _ = gateway.shutting_down.send(true);

@@ -11,6 +11,8 @@ use std::time::{Duration, Instant};
 
 use portico_compiler::plan::{Lifecycle, PlanApi, Route};
 use tokio::net::{TcpListener, TcpStream};
+
+use crate::tls_listener::{ClientStream, ServerCertificate};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
 use tokio_tungstenite::tungstenite::protocol::Role;
@@ -38,7 +40,8 @@ const RESERVED_FDS: u64 = 48;
 /// Most refusals sent at once by the accept loop itself (each holds a descriptor briefly).
 const MAX_BUSY_REFUSALS: usize = 64;
 
-/// Accepts connections until `stop` resolves.
+/// Accepts connections until `stop` resolves; with `tls`, each connection is a TLS one (the
+/// `wss://` listener), whose TLS handshake counts as part of the WebSocket handshake.
 ///
 /// Connections in their handshake count against `--max-pending-handshakes`, and every
 /// connection (two descriptors once proxied) against the open-file limit less [`RESERVED_FDS`];
@@ -48,6 +51,7 @@ const MAX_BUSY_REFUSALS: usize = 64;
 pub async fn serve(
     gateway: Arc<Gateway>,
     listener: TcpListener,
+    tls: Option<Arc<ServerCertificate>>,
     stop: impl std::future::Future<Output = ()>,
 ) {
     tokio::pin!(stop);
@@ -69,9 +73,11 @@ pub async fn serve(
                     };
                     match permit {
                         Ok(permit) => {
-                            tokio::spawn(handle(gateway.clone(), stream, peer, permit));
+                            tokio::spawn(handle(gateway.clone(), stream, tls.clone(), peer, permit));
                         }
-                        Err(why) => refuse_busy(&gateway, &refusals, stream, why),
+                        // A TLS client cannot read a plain-text 503: it is closed.
+                        Err(why) if tls.is_none() => refuse_busy(&gateway, &refusals, ClientStream::Plain(stream), why),
+                        Err(_) => drop(stream),
                     }
                 }
                 Err(e) if matches!(e.raw_os_error(), Some(libc::EMFILE | libc::ENFILE)) => {
@@ -81,7 +87,11 @@ pub async fn serve(
                     }
                     drop(spare.take());
                     if let Ok((stream, _)) = listener.accept().await {
-                        refuse_busy(&gateway, &refusals, stream, "the gateway is out of file descriptors: try again later");
+                        if tls.is_some() {
+                            drop(stream);
+                        } else {
+                            refuse_busy(&gateway, &refusals, ClientStream::Plain(stream), "the gateway is out of file descriptors: try again later");
+                        }
                     }
                     if spare.is_none() {
                         spare = std::fs::File::open("/dev/null").ok();
@@ -113,7 +123,7 @@ fn over_fd_budget(in_flight: usize) -> bool {
 fn refuse_busy(
     gateway: &Arc<Gateway>,
     refusals: &Arc<Semaphore>,
-    mut stream: TcpStream,
+    mut stream: ClientStream,
     why: &'static str,
 ) {
     let Ok(permit) = refusals.clone().try_acquire_owned() else {
@@ -138,11 +148,28 @@ fn refuse_busy(
 /// idle proxied connection near 15 KiB instead of 29 KiB).
 async fn handle(
     gateway: Arc<Gateway>,
-    mut stream: TcpStream,
+    stream: TcpStream,
+    tls: Option<Arc<ServerCertificate>>,
     peer: SocketAddr,
     pending: OwnedSemaphorePermit,
 ) {
     let _ = stream.set_nodelay(true);
+    let mut stream = match tls {
+        None => ClientStream::Plain(stream),
+        Some(certificate) => {
+            // Bounded by the handshake timeout like the HTTP head; a failed TLS handshake has no
+            // one to answer (rustls has already sent its alert).
+            let accepting = certificate.acceptor().accept(stream);
+            match tokio::time::timeout(gateway.config.handshake_timeout(), accepting).await {
+                Ok(Ok(tls_stream)) => ClientStream::Tls(Box::new(tls_stream)),
+                Ok(Err(e)) => {
+                    tracing::debug!(peer = %peer, error = %e, "TLS handshake failed");
+                    return;
+                }
+                Err(_) => return,
+            }
+        }
+    };
     // The handshake and the backend connection are boxed: an async fn's future is as large as its
     // largest state, and theirs (buffers, TLS state) would otherwise stay inside every connection's
     // task for its whole life (measured with massif: 15 KiB per connection).
@@ -175,7 +202,7 @@ impl From<Refusal> for Failed {
 }
 
 /// The one writer of refusals: counts the status and sends the plain-text reason.
-async fn respond(gateway: &Gateway, stream: &mut TcpStream, refusal: &Refusal) {
+async fn respond(gateway: &Gateway, stream: &mut ClientStream, refusal: &Refusal) {
     gateway
         .metrics
         .handshakes
@@ -196,7 +223,7 @@ async fn respond(gateway: &Gateway, stream: &mut TcpStream, refusal: &Refusal) {
 /// never a socket that leads nowhere).
 async fn handshake(
     gateway: &Gateway,
-    stream: &mut TcpStream,
+    stream: &mut ClientStream,
     peer: SocketAddr,
 ) -> Result<Upgrade, Failed> {
     let (mut head, leftover) = read_request(gateway, stream).await?;
@@ -209,7 +236,7 @@ async fn handshake(
     // Credentials: verified before any backend connection, and stripped from what it sees.
     let grant = authenticate(gateway, &matched, &mut head).await?;
     let registration = register(gateway, &served, &matched, &head.path)?;
-    let backend = connect_backend(gateway, &head, peer, &matched, &grant).await?;
+    let backend = connect_backend(gateway, &head, peer, stream.is_tls(), &matched, &grant).await?;
     Ok(Upgrade {
         head,
         leftover,
@@ -240,7 +267,7 @@ fn admit_traffic(
 /// Reads the request head, bounded in size and time.
 async fn read_request(
     gateway: &Gateway,
-    stream: &mut TcpStream,
+    stream: &mut ClientStream,
 ) -> Result<(RequestHead, Vec<u8>), Failed> {
     match tokio::time::timeout(gateway.config.handshake_timeout(), read_head(stream)).await {
         Err(_) => Err(Refusal::new(408, "handshake timeout").into()),
@@ -420,6 +447,7 @@ async fn connect_backend(
     gateway: &Gateway,
     head: &RequestHead,
     peer: SocketAddr,
+    over_tls: bool,
     matched: &Matched,
     grant: &Grant,
 ) -> Result<Connected, Refusal> {
@@ -439,8 +467,12 @@ async fn connect_backend(
         BackendRequest {
             url: &url,
             headers: {
-                let mut headers =
-                    crate::forwarding::backend_headers(head, peer, &gateway.config.forward_headers);
+                let mut headers = crate::forwarding::backend_headers(
+                    head,
+                    peer,
+                    &gateway.config.forward_headers,
+                    over_tls,
+                );
                 headers.extend(grant.forwarded_header.clone());
                 headers
             },
@@ -501,7 +533,7 @@ impl Upgrade {
     async fn complete(
         self,
         gateway: &Gateway,
-        mut stream: TcpStream,
+        mut stream: ClientStream,
         peer: SocketAddr,
     ) -> Option<Session> {
         let Upgrade {
@@ -575,7 +607,7 @@ impl Upgrade {
 
 /// An upgraded connection: everything the relay phase keeps for the connection's life.
 struct Session {
-    client: WebSocketStream<TcpStream>,
+    client: WebSocketStream<ClientStream>,
     backend: BackendSocket,
     /// Held for the connection's life: its per-client slot and its message gate.
     admission: Admission,
