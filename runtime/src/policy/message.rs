@@ -432,8 +432,9 @@ impl<L: Limiter> Admission<L> {
     /// stage): a direction whose operations need scopes `grant` lacks is forbidden, and its
     /// messages are answered with a 4002 error frame instead of being relayed. A gate is added
     /// only when a direction is forbidden and the route had none.
+    /// An anonymous grant (no credential checked) is not restricted.
     pub fn restrict_directions(mut self, grant: &Grant, security: &RouteSecurity) -> Self {
-        if security.operations.is_empty() {
+        if security.operations.is_empty() || grant.is_anonymous() {
             return self;
         }
         let forbidden = [
@@ -716,6 +717,11 @@ mod tests {
         assert!(both.gate.is_none());
         let open = admit().restrict_directions(&grant(&[]), &RouteSecurity::default());
         assert!(open.gate.is_none());
+        let unchecked = admit().restrict_directions(&Grant::anonymous(), &security);
+        assert!(
+            unchecked.gate.is_none(),
+            "an unchecked route is not restricted"
+        );
         // A reader may receive; its sends are replaced by an error frame.
         let reader = admit()
             .restrict_directions(&grant(&["chat:read"]), &security)
