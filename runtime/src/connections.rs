@@ -298,9 +298,9 @@ mod tests {
     fn revocation_reaches_only_the_revoked_credentials() {
         let c = Arc::new(Connections::default());
         let add = |cred| c.register_with("/a", "/a/x", cred, 10, 10).unwrap();
-        let mut key = add(Some(credential(Some("app"), None, None)));
+        let key = add(Some(credential(Some("app"), None, None)));
         let mut token = add(Some(credential(None, Some("j1"), None)));
-        let mut anonymous = add(None);
+        let anonymous = add(None);
         let cmd = CloseCommand::new(4001, "revoked");
         let n = c.close_revoked(|cred| cred.jti.as_deref() == Some("j1"), &cmd);
         assert_eq!(n, 1);
@@ -328,7 +328,7 @@ mod tests {
                 .unwrap()
         };
         let mut early = add(100);
-        let mut late = add(200);
+        let late = add(200);
         let cmd = CloseCommand::new(4001, "expired");
         assert_eq!(
             c.close_expired(100, &cmd),
