@@ -232,7 +232,13 @@ async fn load_verifiers(gateway: &Gateway) -> Result<(), String> {
     if verifiers.allow_unauthenticated {
         tracing::warn!("--allow-unauthenticated: routes that require a credential are served without checking one");
     }
-    gateway.verifiers.store(std::sync::Arc::new(verifiers));
+    let verifiers = std::sync::Arc::new(verifiers);
+    // Live connections follow their credential: expiry and revocation close them with 4001.
+    tokio::spawn(portico_runtime::policy::live_credentials::follow(
+        gateway.connections.clone(),
+        verifiers.clone(),
+    ));
+    gateway.verifiers.store(verifiers);
     let throttling = settings
         .section::<portico_runtime::policy::throttle::ThrottlingConfig>("throttling")?
         .unwrap_or_default();

@@ -235,7 +235,8 @@ async fn handshake(
     let admission = admit_traffic(&served, &matched, &head, peer)?;
     // Credentials: verified before any backend connection, and stripped from what it sees.
     let grant = authenticate(gateway, &matched, &mut head).await?;
-    let registration = register(gateway, &served, &matched, &head.path)?;
+    let registration = register(gateway, &served, &matched, &head.path, &grant)?;
+    let admission = admission.restrict_directions(&grant, &matched.route().security);
     let backend = connect_backend(gateway, &head, peer, stream.is_tls(), &matched, &grant).await?;
     Ok(Upgrade {
         head,
@@ -386,12 +387,14 @@ fn require_upgrade(head: &RequestHead) -> Result<(), Refusal> {
 /// Registers the connection against the global and per-API limits. A reload may have swapped the
 /// table since the route was matched; it closes the vanished routes' connections *after* the swap,
 /// so a connection registered after that sweep must check the current table itself, or it would
-/// live on a route that no longer exists.
+/// live on a route that no longer exists. The registry keeps what of `grant` can revoke or expire
+/// (see [`crate::policy::live_credentials`]).
 fn register(
     gateway: &Gateway,
     matched_in: &Served,
     matched: &Matched,
     path: &str,
+    grant: &Grant,
 ) -> Result<Registration, Refusal> {
     let (api, route, plan_api) = (&matched.api, matched.route(), matched.plan_api());
     let api_limit = plan_api
@@ -399,11 +402,15 @@ fn register(
         .max_connections
         .map(|n| n as usize)
         .unwrap_or(gateway.config.max_connections_per_api);
+    let verifiers = gateway.verifiers.load();
+    let credential =
+        crate::connections::LiveCredential::of(grant, &plan_api.name, verifiers.skew_seconds());
     let registration = gateway
         .connections
-        .register(
+        .register_with(
             api.key(),
             &route.pattern,
+            credential,
             gateway.config.max_connections,
             api_limit,
         )
@@ -427,6 +434,12 @@ fn register(
                     .header("retry-after", "1"),
             );
         }
+    }
+    // A revocation read between the credential stage and the registration swept without us.
+    if verifiers.revoked(grant, &plan_api.name) {
+        return Err(crate::policy::credential::unauthorized(
+            "the credential was revoked",
+        ));
     }
     Ok(registration)
 }
@@ -639,7 +652,7 @@ impl Session {
             write_timeout: gateway.config.write_timeout(),
         };
         let commands = registration.commands.clone();
-        let Admission { slot, gate } = admission;
+        let Admission { slot, gate, .. } = admission;
         let m = metrics.clone();
         let end = Ended {
             gateway,
@@ -770,7 +783,7 @@ mod tests {
         let keep = find_route(&old, "/svc/v1/keep").unwrap();
         // The reload lands (and sweeps the registry) before the handshake registers.
         serve(&gateway, plan(&["/keep"]));
-        let refused = register(&gateway, &old, &gone, "/svc/v1/gone")
+        let refused = register(&gateway, &old, &gone, "/svc/v1/gone", &Grant::anonymous())
             .err()
             .expect("registered on a vanished route");
         assert_eq!(refused.status, 404, "{}", refused.text);
@@ -780,7 +793,7 @@ mod tests {
             "the refused one is not left registered"
         );
         // A route that survived the reload registers fine.
-        let ok = register(&gateway, &old, &keep, "/svc/v1/keep");
+        let ok = register(&gateway, &old, &keep, "/svc/v1/keep", &Grant::anonymous());
         assert!(ok.is_ok());
         assert_eq!(gateway.connections.count(), 1);
     }

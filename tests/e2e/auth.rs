@@ -1,6 +1,8 @@
 //! Credentials end to end: a real runtime with `--config`, real clients, a recording backend.
 //! Refusals before any backend connection, credentials stripped from what the backend sees,
-//! fail-closed without a verifier, and no credential in logs or `/plan`.
+//! fail-closed without a verifier, and no credential in logs or `/plan`; live connections closed
+//! with 4001 when their credential expires or is revoked, and 4002 error frames for a direction
+//! the credential's scopes do not cover.
 
 use crate::harness::*;
 use sha2::Digest;
@@ -24,6 +26,16 @@ channels:
     x-auth-type: None
     publish:
       message: {{payload: {{type: string}}}}
+  /lobby:
+    publish:
+      message: {{payload: {{type: string}}}}
+  /feed:
+    publish:
+      x-scopes: [chat:write]
+      message: {{payload: {{type: string}}}}
+    subscribe:
+      x-scopes: [chat:read]
+      message: {{payload: {{type: string}}}}
 components:
   securitySchemes:
     oauth2:
@@ -31,7 +43,7 @@ components:
       flows:
         implicit:
           authorizationUrl: https://idp.e2e.test/authorize
-          scopes: {{chat:write: Post.}}
+          scopes: {{chat:write: Post., chat:read: Read.}}
 "#
     )
 }
@@ -45,26 +57,33 @@ fn write_config(dir: &std::path::Path) -> String {
         format!("[[keys]]\nname = \"e2e\"\nsha256 = \"{hash}\"\ntype = \"production\"\napis = [\"*\"]\n"),
     )
     .unwrap();
+    std::fs::write(dir.join("deny.txt"), "# revoked tokens\n").unwrap();
     let config = dir.join("portico.toml");
     std::fs::write(
         &config,
         format!(
-            "[[auth.jwt.issuers]]\nissuer = \"{ISSUER}\"\nalgorithms = [\"HS256\"]\nhmac_secret_file = \"hmac.secret\"\n\n[auth.api_keys]\nfile = \"keys.toml\"\n"
+            "[auth.jwt]\nskew_seconds = 1\n\n[[auth.jwt.issuers]]\nissuer = \"{ISSUER}\"\nalgorithms = [\"HS256\"]\nhmac_secret_file = \"hmac.secret\"\n\n[auth.api_keys]\nfile = \"keys.toml\"\n\n[auth.denylist]\nfile = \"deny.txt\"\n"
         ),
     )
     .unwrap();
     config.display().to_string()
 }
 
-fn token(scope: &str) -> String {
-    let exp = std::time::SystemTime::now()
+fn now() -> u64 {
+    std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
         .as_secs()
-        + 600;
+}
+
+fn token(scope: &str) -> String {
+    token_with(scope, now() + 600, "t-default")
+}
+
+fn token_with(scope: &str, exp: u64, jti: &str) -> String {
     jsonwebtoken::encode(
         &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
-        &serde_json::json!({"iss": ISSUER, "sub": "alice", "exp": exp, "scope": scope}),
+        &serde_json::json!({"iss": ISSUER, "sub": "alice", "exp": exp, "jti": jti, "scope": scope}),
         &jsonwebtoken::EncodingKey::from_secret(SECRET.as_bytes()),
     )
     .unwrap()
@@ -180,4 +199,133 @@ async fn eventually_log(g: &Gateway, needle: &str) -> String {
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     }
     panic!("the log never said `{needle}`:\n{}", g.log());
+}
+
+async fn chat_gateway(backend: &Backend) -> (Gateway, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(dir.path());
+    let g = Gateway::builder()
+        .spec("chat.yaml", spec(&backend.endpoint()))
+        .args(&["--config", &config])
+        .start()
+        .await;
+    (g, dir)
+}
+
+async fn bearer_client(url: &str, token: &str) -> Client {
+    let bearer = format!("Bearer {token}");
+    try_connect_request(client_request(url, &[("Authorization", &bearer)]))
+        .await
+        .expect("connected")
+        .0
+}
+
+/// The close code the client receives, and how long after `since` it came.
+async fn close_code(client: &mut Client, since: std::time::Instant) -> (u16, std::time::Duration) {
+    let (code, _) = expect_close(client).await;
+    (code, since.elapsed())
+}
+
+#[tokio::test]
+async fn a_connection_is_closed_with_4001_when_its_token_expires() {
+    let backend = Backend::start(Mode::Echo).await;
+    let (g, _dir) = chat_gateway(&backend).await;
+    let rooms = g.url("/chat/1.0.0/rooms");
+    // Expires in 2 s; the configured skew is 1 s.
+    let exp = now() + 2;
+    let mut short = bearer_client(&rooms, &token_with("chat:write", exp, "t-short")).await;
+    let mut long = bearer_client(&rooms, &token("chat:write")).await;
+    echo_text(&mut short, "before expiry").await;
+    let (code, _) = close_code(&mut short, std::time::Instant::now()).await;
+    assert_eq!(code, 4001);
+    assert!(now() > exp + 1, "not closed before exp plus the skew");
+    echo_text(&mut long, "a token with time left stays open").await;
+}
+
+#[tokio::test]
+async fn removing_a_key_from_the_key_file_closes_its_live_connection_with_4001() {
+    let backend = Backend::start(Mode::Echo).await;
+    let (g, dir) = chat_gateway(&backend).await;
+    // API keys carry no scopes: a route whose operations need none.
+    let rooms = g.url("/chat/1.0.0/lobby");
+    let mut keyed = connect(&format!("{rooms}?apikey={API_KEY}")).await;
+    let mut other = bearer_client(&rooms, &token("chat:write")).await;
+    echo_text(&mut keyed, "while the key is listed").await;
+    let removed = std::time::Instant::now();
+    std::fs::write(dir.path().join("keys.toml"), "# all keys revoked\n").unwrap();
+    let (code, after) = close_code(&mut keyed, removed).await;
+    assert_eq!(code, 4001);
+    // Polled twice a second: within a second, with slack for a loaded machine.
+    assert!(after < std::time::Duration::from_secs(3), "{after:?}");
+    echo_text(&mut other, "a JWT is not touched").await;
+    assert_eq!(
+        status_of(&format!("{rooms}?apikey={API_KEY}"), &[]).await,
+        401
+    );
+}
+
+#[tokio::test]
+async fn a_denylisted_jti_closes_its_live_connection_with_4001() {
+    let backend = Backend::start(Mode::Echo).await;
+    let (g, dir) = chat_gateway(&backend).await;
+    let rooms = g.url("/chat/1.0.0/rooms");
+    let mut stolen =
+        bearer_client(&rooms, &token_with("chat:write", now() + 600, "t-stolen")).await;
+    let mut kept = bearer_client(&rooms, &token_with("chat:write", now() + 600, "t-kept")).await;
+    echo_text(&mut stolen, "before").await;
+    let denied = std::time::Instant::now();
+    std::fs::write(dir.path().join("deny.txt"), "jti:t-stolen\n").unwrap();
+    let (code, after) = close_code(&mut stolen, denied).await;
+    assert_eq!(code, 4001);
+    assert!(after < std::time::Duration::from_secs(3), "{after:?}");
+    echo_text(&mut kept, "another jti stays").await;
+}
+
+#[tokio::test]
+async fn a_reader_receives_but_its_sends_get_a_4002_error_frame_and_it_stays_open() {
+    // Receiving is allowed: a backend that pushes reaches the reader.
+    let pusher = Backend::start(Mode::Flood {
+        message_bytes: 16,
+        limit_bytes: 32,
+    })
+    .await;
+    let (g, _dir) = chat_gateway(&pusher).await;
+    let mut reader = bearer_client(&g.url("/chat/1.0.0/feed"), &token("chat:read")).await;
+    for _ in 0..2 {
+        assert!(matches!(recv_data(&mut reader).await, Message::Binary(_)));
+    }
+
+    // Sending is not: each send is answered with an error frame instead of being relayed, and
+    // the connection stays open.
+    let backend = Backend::start(Mode::Echo).await;
+    let (g, _dir) = chat_gateway(&backend).await;
+    let feed = g.url("/chat/1.0.0/feed");
+    let mut reader = bearer_client(&feed, &token("chat:read")).await;
+    for n in 0..2 {
+        within(
+            STEP,
+            "sending",
+            reader.send(Message::text(format!("post {n}"))),
+        )
+        .await
+        .expect("the connection is still open");
+        match recv_data(&mut reader).await {
+            Message::Text(t) => {
+                let frame: serde_json::Value = serde_json::from_str(t.as_str())
+                    .unwrap_or_else(|_| panic!("expected the 4002 error frame, got {t}"));
+                assert_eq!(frame["error"]["code"], 4002, "{t}");
+            }
+            other => panic!("expected the 4002 error frame, got {other:?}"),
+        }
+    }
+    // A writer on the same route is relayed both ways.
+    let mut writer = bearer_client(&feed, &token("chat:read chat:write")).await;
+    echo_text(&mut writer, "allowed").await;
+    assert!(
+        !backend
+            .received()
+            .iter()
+            .any(|m| matches!(m, Message::Text(t) if t.as_str().starts_with("post"))),
+        "nothing the reader sent reached the backend"
+    );
 }

@@ -184,10 +184,15 @@ async fn reloads_do_not_disturb_streams_that_stay_in_the_plan() {
         .await;
     assert_eq!(plan["hash"], h2.as_str(), "a broken spec replaced the plan");
     assert_eq!(plan["failedReloads"], 1);
+    // Located diagnostics, not rendered text.
     assert!(
-        plan["lastReloadError"]
+        plan["lastReloadError"][0]["file"]
             .as_str()
-            .is_some_and(|e| e.contains("stream.yaml")),
+            .is_some_and(|f| f.ends_with("stream.yaml")),
+        "{plan:#}"
+    );
+    assert!(
+        plan["lastReloadError"][0]["line"].as_u64().is_some(),
         "{plan:#}"
     );
     assert!(g

@@ -68,6 +68,11 @@ impl Verifiers {
         })
     }
 
+    /// The leeway granted on `exp` and `nbf`: a live connection is closed at `exp` plus this.
+    pub fn skew_seconds(&self) -> u64 {
+        self.jwt.as_ref().map(|j| j.skew_seconds).unwrap_or(0)
+    }
+
     fn max_bytes(&self) -> usize {
         self.jwt
             .as_ref()

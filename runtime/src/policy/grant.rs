@@ -42,6 +42,12 @@ impl Grant {
         }
     }
 
+    /// Whether this is the grant of a route whose credential is not checked (open topics,
+    /// PROTOTYPED APIs, `--allow-unauthenticated`): no scope applies to it.
+    pub fn is_anonymous(&self) -> bool {
+        self.credential_id == "anonymous"
+    }
+
     fn holds(&self, scopes: &[String]) -> bool {
         scopes.iter().all(|s| self.scopes.contains(s))
     }

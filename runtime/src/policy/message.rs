@@ -1,16 +1,20 @@
 //! The per-message entry point of the traffic policies: the relay calls
 //! [`MessageGate::inspect`] for every data message in either direction and acts on the
-//! [`Verdict`]. Cheapest first: throttling (an atomic operation per bucket), then validation
-//! (parsing and a schema check), so a throttled flood costs no parsing.
+//! [`Verdict`]. Cheapest first: the credential's per-direction scopes (a flag), then throttling
+//! (an atomic operation per bucket), then validation (parsing and a schema check), so a throttled
+//! flood costs no parsing.
 //!
 //! Everything here is built once per plan ([`ApiTraffic`], one per API) and once per connection
-//! ([`MessageGate`]); a connection whose route has no throttling and no validation gets no gate at
-//! all, so with no policy configured the relay pays nothing.
+//! ([`MessageGate`]); a connection whose route has no throttling, no validation and no direction
+//! its credential lacks the scopes for gets no gate at all, so with no policy the relay pays
+//! nothing.
 
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use portico_compiler::plan::{Bucket, OnThrottle, Plan, PlanApi, ValidationPolicy};
+use portico_compiler::plan::{
+    Bucket, MessageDirection, OnThrottle, Plan, PlanApi, RouteSecurity, ValidationPolicy,
+};
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
@@ -18,6 +22,7 @@ use prometheus_client::registry::Registry;
 use tokio_tungstenite::tungstenite::Message;
 
 use crate::http::RequestHead;
+use crate::policy::grant::Grant;
 use crate::policy::handshake_contract::HandshakeContract;
 use crate::policy::origin::check_origin;
 use crate::policy::throttle::{
@@ -62,6 +67,10 @@ pub enum Verdict {
 /// WSO2's close code and error frame text for throttling.
 pub const THROTTLED_CODE: u16 = 4003;
 pub const THROTTLED_TEXT: &str = "Websocket frame throttled out";
+/// WSO2's code for a forbidden operation: sent in the error frame that replaces a message whose
+/// direction needs scopes the credential lacks.
+pub const FORBIDDEN_CODE: u16 = 4002;
+pub const FORBIDDEN_TEXT: &str = "the credential lacks the scopes this direction requires";
 /// Invalid payload data (RFC 6455): `enforce` closes with it.
 pub const INVALID_CODE: u16 = 1007;
 /// Policy violation (RFC 6455): a `strict` route closes with it for an undeclared direction.
@@ -246,11 +255,16 @@ impl ApiTraffic<LocalLimiter> {
     }
 }
 
+/// The parts a gate is built from, kept until the credential is known.
+type GateParts<L> = (Arc<ApiTraffic<L>>, Arc<RoutePolicies>, Arc<str>);
+
 /// What a connection holds from the handshake: its per-client slot and its message gate.
 pub struct Admission<L: Limiter = LocalLimiter> {
     pub slot: Option<ConnectionSlot>,
     /// `None` when the route has no per-message policy: nothing to call per message.
     pub gate: Option<MessageGate<L>>,
+    /// For [`Admission::restrict_directions`].
+    route: Option<GateParts<L>>,
 }
 
 impl<L: Limiter> Default for Admission<L> {
@@ -258,6 +272,7 @@ impl<L: Limiter> Default for Admission<L> {
         Admission {
             slot: None,
             gate: None,
+            route: None,
         }
     }
 }
@@ -361,35 +376,84 @@ impl<L: Limiter> ApiTraffic<L> {
             })?),
             None => None,
         };
-        let gate = policies.and_then(|route| {
-            let charges = |i: usize| -> Vec<(BucketId, Unit)> {
-                self.api_buckets
-                    .iter()
-                    .chain(route.operation_buckets[i].iter())
-                    .copied()
-                    .collect()
-            };
-            let charges = [charges(0), charges(1)];
-            let needed = route.validator.is_some() || charges.iter().any(|c| !c.is_empty());
-            needed.then(|| MessageGate {
-                api: self.clone(),
-                client,
-                throttled: [Direction::ClientToServer, Direction::ServerToClient].map(|d| {
-                    self.metrics
-                        .throttled
-                        .get_or_create(&ThrottledLabels {
-                            api: self.api.clone(),
-                            route: route.pattern.clone(),
-                            direction: d.label(),
-                            tier: self.tier.clone(),
-                        })
-                        .clone()
-                }),
-                route,
-                charges,
-            })
-        });
-        Ok(Admission { slot, gate })
+        let gate = policies
+            .as_ref()
+            .and_then(|route| self.gate(route.clone(), client.clone(), [false; 2], false));
+        let route = policies.map(|route| (self.clone(), route, client));
+        Ok(Admission { slot, gate, route })
+    }
+}
+
+impl<L: Limiter> ApiTraffic<L> {
+    /// The gate of a connection to `route`, or `None` when it would have nothing to do (no
+    /// throttling, no validation, no forbidden direction): then the relay pays nothing per message.
+    fn gate(
+        self: &Arc<Self>,
+        route: Arc<RoutePolicies>,
+        client: Arc<str>,
+        forbidden: [bool; 2],
+        always: bool,
+    ) -> Option<MessageGate<L>> {
+        let charges = |i: usize| -> Vec<(BucketId, Unit)> {
+            self.api_buckets
+                .iter()
+                .chain(route.operation_buckets[i].iter())
+                .copied()
+                .collect()
+        };
+        let charges = [charges(0), charges(1)];
+        let needed = always
+            || forbidden.iter().any(|f| *f)
+            || route.validator.is_some()
+            || charges.iter().any(|c| !c.is_empty());
+        needed.then(|| MessageGate {
+            api: self.clone(),
+            client,
+            throttled: [Direction::ClientToServer, Direction::ServerToClient].map(|d| {
+                self.metrics
+                    .throttled
+                    .get_or_create(&ThrottledLabels {
+                        api: self.api.clone(),
+                        route: route.pattern.clone(),
+                        direction: d.label(),
+                        tier: self.tier.clone(),
+                    })
+                    .clone()
+            }),
+            route,
+            charges,
+            forbidden,
+        })
+    }
+}
+
+impl<L: Limiter> Admission<L> {
+    /// Applies the credential's per-direction scopes (known after the handshake's credential
+    /// stage): a direction whose operations need scopes `grant` lacks is forbidden, and its
+    /// messages are answered with a 4002 error frame instead of being relayed. A gate is added
+    /// only when a direction is forbidden and the route had none.
+    /// An anonymous grant (no credential checked) is not restricted.
+    pub fn restrict_directions(mut self, grant: &Grant, security: &RouteSecurity) -> Self {
+        if security.operations.is_empty() || grant.is_anonymous() {
+            return self;
+        }
+        let forbidden = [
+            MessageDirection::ClientToServer,
+            MessageDirection::ServerToClient,
+        ]
+        .map(|d| !grant.may_send(security, d));
+        if !forbidden.iter().any(|f| *f) {
+            return self;
+        }
+        match (&mut self.gate, &self.route) {
+            (Some(gate), _) => gate.forbidden = forbidden,
+            (None, Some((api, route, client))) => {
+                self.gate = api.gate(route.clone(), client.clone(), forbidden, true);
+            }
+            // No policies for the route (the table is being swapped): fail closed.
+            (None, None) => {}
+        }
+        self
     }
 }
 
@@ -402,6 +466,8 @@ pub struct MessageGate<L: Limiter = LocalLimiter> {
     charges: [Vec<(BucketId, Unit)>; 2],
     /// Counters looked up once, so a throttled message costs an atomic add.
     throttled: [Counter; 2],
+    /// Directions the credential's scopes do not cover (client → server first).
+    forbidden: [bool; 2],
 }
 
 impl<L: Limiter> MessageGate<L> {
@@ -416,6 +482,11 @@ impl<L: Limiter> MessageGate<L> {
             Direction::ClientToServer => 0,
             Direction::ServerToClient => 1,
         };
+        if self.forbidden[side] {
+            return Verdict::Drop {
+                frame: error_frame(FORBIDDEN_CODE, FORBIDDEN_TEXT),
+            };
+        }
         let plan = &self.charges[side];
         if !plan.is_empty() {
             let cells = u32::try_from(bytes).unwrap_or(u32::MAX);
@@ -617,6 +688,92 @@ mod tests {
             .admit("/a/1/t", &head(&[]), Arc::from("c"))
             .expect("admitted");
         assert!(admission.gate.is_none() && admission.slot.is_none());
+    }
+
+    #[test]
+    fn a_direction_the_scopes_do_not_cover_is_answered_with_4002() {
+        use portico_compiler::plan::OperationScopes;
+        let security = RouteSecurity {
+            schemes: vec![],
+            operations: vec![
+                OperationScopes {
+                    direction: MessageDirection::ClientToServer,
+                    scopes: vec!["chat:write".into()],
+                },
+                OperationScopes {
+                    direction: MessageDirection::ServerToClient,
+                    scopes: vec!["chat:read".into()],
+                },
+            ],
+        };
+        let grant = |scopes: &[&str]| Grant {
+            scopes: scopes.iter().map(|s| s.to_string()).collect(),
+            ..Grant::default()
+        };
+        let (t, _) = traffic(&api(route(), None, &[]));
+        let admit = || t.admit("/a/1/t", &head(&[]), Arc::from("c")).unwrap();
+        // Both directions covered, or no scopes at all: still no gate, nothing per message.
+        let both = admit().restrict_directions(&grant(&["chat:read", "chat:write"]), &security);
+        assert!(both.gate.is_none());
+        let open = admit().restrict_directions(&grant(&[]), &RouteSecurity::default());
+        assert!(open.gate.is_none());
+        let unchecked = admit().restrict_directions(&Grant::anonymous(), &security);
+        assert!(
+            unchecked.gate.is_none(),
+            "an unchecked route is not restricted"
+        );
+        // A reader may receive; its sends are replaced by an error frame.
+        let reader = admit()
+            .restrict_directions(&grant(&["chat:read"]), &security)
+            .gate
+            .expect("a gate for the forbidden direction");
+        run(async {
+            assert_eq!(
+                reader.inspect(Direction::ClientToServer, &text("hi")).await,
+                Verdict::Drop {
+                    frame: format!(r#"{{"error":{{"code":4002,"message":"{FORBIDDEN_TEXT}"}}}}"#)
+                }
+            );
+            assert!(matches!(
+                reader
+                    .inspect(Direction::ClientToServer, &Message::binary(vec![1u8]))
+                    .await,
+                Verdict::Drop { .. }
+            ));
+            assert_eq!(
+                reader
+                    .inspect(Direction::ServerToClient, &text(r#"{"text":"x"}"#))
+                    .await,
+                Verdict::Forward
+            );
+            assert_eq!(
+                reader
+                    .inspect(Direction::ClientToServer, &Message::Ping(vec![].into()))
+                    .await,
+                Verdict::Forward,
+                "control frames pass"
+            );
+        });
+        // A route that already has a gate (validation) gets the restriction added to it.
+        let mut validated = route();
+        validated.validation = Some(RouteValidation {
+            client_to_server: ValidationPolicy::Enforce,
+            server_to_client: ValidationPolicy::Enforce,
+            strict: false,
+        });
+        let (t, _) = traffic(&api(validated, None, &[]));
+        let writer = t
+            .admit("/a/1/t", &head(&[]), Arc::from("c"))
+            .unwrap()
+            .restrict_directions(&grant(&["chat:write"]), &security)
+            .gate
+            .expect("a gate");
+        run(async {
+            assert!(matches!(
+                writer.inspect(Direction::ServerToClient, &text("x")).await,
+                Verdict::Drop { .. }
+            ));
+        });
     }
 
     #[test]

@@ -12,6 +12,7 @@ pub mod denylist;
 pub mod grant;
 pub mod handshake_contract;
 pub mod jwt;
+pub mod live_credentials;
 pub mod message;
 pub mod origin;
 pub mod throttle;
