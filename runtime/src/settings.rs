@@ -17,7 +17,8 @@
 //!
 //! ```
 //! use portico_runtime::settings::Settings;
-//! let s = Settings::from_text("auth:\n  jwt:\n    skew_seconds: 5\n", "yaml", std::iter::empty()).unwrap();
+//! let yaml = "auth:\n  jwt:\n    skew_seconds: 5\n    issuers: []\n";
+//! let s = Settings::from_text(yaml, "yaml", std::iter::empty()).unwrap();
 //! let auth: portico_runtime::settings::AuthSettings = s.section("auth").unwrap().unwrap();
 //! assert_eq!(auth.jwt.unwrap().skew_seconds, 5);
 //! ```
