@@ -15,8 +15,10 @@
 //! **When to compile.** On the first event of a burst, at once (the leading edge: a saved spec
 //! serves in the time of one compile), then, if more events arrived meanwhile or within the quiet
 //! period (`--reload-debounce-ms`), once more after the burst: an editor's burst of writes costs
-//! at most two compiles. A leading compile that fails while the burst is still going (a file
-//! caught half-written) is not reported; the trailing compile decides.
+//! at most two compiles. A leading result is applied only if no event arrived while it compiled
+//! (otherwise it may have read a file mid-write: an in-place save truncates first, and an empty
+//! spec is a valid folder without that API); the trailing compile then decides, as soon as the
+//! writes pause for 20 ms.
 //!
 //! **Health** is published in `/plan` (`watch`) and the `portico_watch_healthy` metric: unhealthy
 //! while a root cannot be watched (deleted and not back yet), with the reason.
@@ -33,6 +35,9 @@ use tracing::{info, warn};
 
 use crate::reload::{self, Source};
 use crate::Gateway;
+
+/// The pause in writes after which a failed leading compile is retried (milliseconds).
+const HALF_WRITTEN_QUIET_MS: u64 = 20;
 
 /// The watcher's state as `/plan` shows it.
 #[derive(Clone, Debug, Serialize, PartialEq, Eq)]
@@ -321,18 +326,30 @@ impl Watching {
         self.publish_health();
         while self.next_change().await.is_some() {
             // Leading edge: compile at once.
-            let held_failure = match reload::load_blocking(&self.gateway, &self.source).await {
-                Ok(loaded) => {
+            let leading = reload::load_blocking(&self.gateway, &self.source).await;
+            // Events that queued up while it compiled mean the burst is still going: what it read
+            // may be a file mid-write (an in-place save truncates first, and an empty spec is a
+            // valid folder without that API). Such a result is not applied: applying it could
+            // close the connections of an API that is only half saved.
+            let busy = self.queued_change();
+            let unapplied = match leading {
+                Ok(loaded) if !busy => {
                     self.watches.set_files_read(&loaded.files_read);
                     reload::report(&self.gateway, Ok(loaded));
                     None
                 }
-                Err(failure) => Some(failure),
+                other => Some(other),
             };
-            let Some(more) = self.settle(quiet).await else {
+            // A leading result that was not applied is followed as soon as the writes pause,
+            // not after the whole quiet period.
+            let wait = match unapplied {
+                Some(_) => quiet.min(Duration::from_millis(HALF_WRITTEN_QUIET_MS)),
+                None => quiet,
+            };
+            let Some(settled_more) = self.settle(wait).await else {
                 return;
             };
-            if more {
+            if busy || settled_more {
                 // Trailing edge: the burst went on; compile what it left.
                 let last = reload::load_blocking(&self.gateway, &self.source).await;
                 match &last {
@@ -340,12 +357,24 @@ impl Watching {
                     Err(failure) => self.watches.set_files_read(&failure.files_read),
                 }
                 reload::report(&self.gateway, last);
-            } else if let Some(failure) = held_failure {
-                self.watches.set_files_read(&failure.files_read);
-                reload::report(&self.gateway, Err(failure));
+            } else if let Some(result) = unapplied {
+                match &result {
+                    Ok(loaded) => self.watches.set_files_read(&loaded.files_read),
+                    Err(failure) => self.watches.set_files_read(&failure.files_read),
+                }
+                reload::report(&self.gateway, result);
             }
             self.publish_health();
         }
+    }
+
+    /// Whether a relevant change is already queued (without waiting).
+    fn queued_change(&mut self) -> bool {
+        let mut relevant = false;
+        while let Ok(paths) = self.events.try_recv() {
+            relevant |= self.watches.relevant(&paths);
+        }
+        relevant
     }
 }
 
