@@ -334,8 +334,7 @@ impl Watching {
             let busy = self.queued_change();
             let unapplied = match leading {
                 Ok(loaded) if !busy => {
-                    self.watches.set_files_read(&loaded.files_read);
-                    reload::report(&self.gateway, Ok(loaded));
+                    self.follow(Ok(loaded));
                     None
                 }
                 other => Some(other),
@@ -352,20 +351,22 @@ impl Watching {
             if busy || settled_more {
                 // Trailing edge: the burst went on; compile what it left.
                 let last = reload::load_blocking(&self.gateway, &self.source).await;
-                match &last {
-                    Ok(loaded) => self.watches.set_files_read(&loaded.files_read),
-                    Err(failure) => self.watches.set_files_read(&failure.files_read),
-                }
-                reload::report(&self.gateway, last);
+                self.follow(last);
             } else if let Some(result) = unapplied {
-                match &result {
-                    Ok(loaded) => self.watches.set_files_read(&loaded.files_read),
-                    Err(failure) => self.watches.set_files_read(&failure.files_read),
-                }
-                reload::report(&self.gateway, result);
+                self.follow(result);
             }
             self.publish_health();
         }
+    }
+
+    /// Watches what a compilation read, then applies its plan or records its failure.
+    fn follow(&mut self, result: Result<reload::Loaded, reload::LoadFailure>) {
+        let files = match &result {
+            Ok(loaded) => &loaded.files_read,
+            Err(failure) => &failure.files_read,
+        };
+        self.watches.set_files_read(files);
+        reload::report(&self.gateway, result);
     }
 
     /// Whether a relevant change is already queued (without waiting).
