@@ -26,9 +26,31 @@ use rustls::pki_types::CertificateDer;
 /// connection's whole life: a TLS stream is much larger than a plain TCP stream (1.4 KB against
 /// 0.3 KB), which every plain connection would otherwise pay.
 pub enum BackendSocket {
-    Plain(WebSocketStream<TcpStream>),
-    Tls(Box<WebSocketStream<TlsStream<TcpStream>>>),
+    Plain(Upgraded<TcpStream>),
+    Tls(Box<Upgraded<TlsStream<TcpStream>>>),
     Builtin(WebSocketStream<DuplexStream>),
+}
+
+/// A remote backend's socket just after its upgrade: the frame relay reads its frames as bytes,
+/// the message relay wraps it in a [`WebSocketStream`].
+pub struct Upgraded<S> {
+    pub stream: S,
+    /// What the backend sent right after its 101 response.
+    pub leftover: Vec<u8>,
+    config: WebSocketConfig,
+}
+
+impl<S: AsyncRead + AsyncWrite + Unpin> Upgraded<S> {
+    /// The socket as a message stream, with the connection's limits.
+    pub async fn into_websocket(self) -> WebSocketStream<S> {
+        WebSocketStream::from_partially_read(
+            self.stream,
+            self.leftover,
+            Role::Client,
+            Some(self.config),
+        )
+        .await
+    }
 }
 
 pub struct Connected {
@@ -212,7 +234,7 @@ async fn upgrade<S: AsyncRead + AsyncWrite + Unpin>(
     mut tcp: S,
     request: &Request,
     config: WebSocketConfig,
-) -> Result<(WebSocketStream<S>, Option<String>), ConnectError> {
+) -> Result<(Upgraded<S>, Option<String>), ConnectError> {
     use tokio::io::AsyncWriteExt;
     let key = tokio_tungstenite::tungstenite::handshake::client::generate_key();
     let uri = request.uri();
@@ -254,7 +276,10 @@ async fn upgrade<S: AsyncRead + AsyncWrite + Unpin>(
     let protocol = response
         .header("sec-websocket-protocol")
         .map(|p| p.trim().to_string());
-    let socket =
-        WebSocketStream::from_partially_read(tcp, leftover, Role::Client, Some(config)).await;
+    let socket = Upgraded {
+        stream: tcp,
+        leftover,
+        config,
+    };
     Ok((socket, protocol))
 }

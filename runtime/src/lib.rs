@@ -22,6 +22,7 @@ pub mod config;
 pub mod connections;
 pub mod docs_site;
 pub mod forwarding;
+pub mod frame_relay;
 pub mod http;
 pub mod metrics;
 pub mod policy;

@@ -22,6 +22,7 @@ use tracing::{info, warn};
 
 use crate::backend::{self, BackendRequest, BackendSocket, Connected};
 use crate::connections::{LimitError, Registration};
+use crate::frame_relay::{relay_frames, Endpoint, FrameLimits, Stashed};
 use crate::http::{read_head, write_text, HeadError, RequestHead};
 use crate::metrics::{CloseLabels, ConnectionMetrics, StatusLabels};
 use crate::policy::grant::{Grant, KeyType};
@@ -593,20 +594,16 @@ impl Upgrade {
         let metrics = ConnectionMetrics::new(&gateway.metrics, api.key(), &route.pattern);
         metrics.open.inc();
         info!(api = %api.key(), route = %route.pattern, peer = %peer, "connection opened");
-        let client = WebSocketStream::from_partially_read(
-            stream,
-            leftover,
-            Role::Server,
-            Some(client_ws_config(gateway, plan_api)),
-        )
-        .await;
+        let client_config = client_ws_config(gateway, plan_api);
         let idle_timeout = plan_api
             .limits
             .idle_timeout_seconds
             .map(Duration::from_secs)
             .or(gateway.config.idle_timeout());
         Some(Session {
-            client,
+            client: stream,
+            leftover,
+            client_config,
             backend: backend.socket,
             admission,
             registration,
@@ -620,7 +617,11 @@ impl Upgrade {
 
 /// An upgraded connection: everything the relay phase keeps for the connection's life.
 struct Session {
-    client: WebSocketStream<ClientStream>,
+    client: ClientStream,
+    /// What the client sent after its request head.
+    leftover: Vec<u8>,
+    /// The client side's limits (the backend side's follow from them).
+    client_config: WebSocketConfig,
     backend: BackendSocket,
     /// Held for the connection's life: its per-client slot and its message gate.
     admission: Admission,
@@ -637,6 +638,8 @@ impl Session {
     fn start(self, gateway: Arc<Gateway>) {
         let Session {
             client,
+            leftover,
+            client_config,
             backend,
             admission,
             registration,
@@ -663,17 +666,97 @@ impl Session {
             opened: Instant::now(),
             _slot: slot,
         };
-        match backend {
-            BackendSocket::Plain(b) => {
-                spawn_relay(relay(client, b, options, m, commands, gate), end)
+        let client_limits = FrameLimits {
+            max_frame: client_config.max_frame_size,
+            max_message: client_config.max_message_size,
+        };
+        let backend_limits = FrameLimits {
+            max_frame: client_config.max_message_size,
+            max_message: client_config.max_message_size,
+        };
+        // Per-message policies need messages; everything else takes the frame relay.
+        // Per-message policies need messages; everything else takes the frame relay. Each pairing
+        // of streams is its own task type, so a connection's task is only as large as its relay,
+        // and each relay is awaited where it is made (a future passed in and then awaited would
+        // take its space twice).
+        let (gate, backend, client) = match (gate, backend, client) {
+            (None, BackendSocket::Plain(mut backend), ClientStream::Plain(mut client)) => {
+                tokio::spawn(async move {
+                    let backend_leftover = std::mem::take(&mut backend.leftover);
+                    let (cr, cw) = client.split();
+                    let (br, bw) = backend.stream.split();
+                    let report = relay_frames(
+                        Endpoint {
+                            read: cr,
+                            write: cw,
+                            leftover,
+                            limits: client_limits,
+                        },
+                        Endpoint {
+                            read: br,
+                            write: bw,
+                            leftover: backend_leftover,
+                            limits: backend_limits,
+                        },
+                        options,
+                        m,
+                        commands,
+                    )
+                    .await;
+                    end.finish(report);
+                });
+                return;
             }
-            BackendSocket::Tls(b) => {
-                spawn_relay(relay(client, *b, options, m, commands, gate), end)
+            (None, BackendSocket::Plain(mut backend), ClientStream::Tls(mut client)) => {
+                tokio::spawn(async move {
+                    let backend_leftover = std::mem::take(&mut backend.leftover);
+                    let (cr, cw) = tokio::io::split(client.as_mut());
+                    let (br, bw) = backend.stream.split();
+                    let report = relay_frames(
+                        Endpoint {
+                            read: Stashed::new(cr),
+                            write: cw,
+                            leftover,
+                            limits: client_limits,
+                        },
+                        Endpoint {
+                            read: br,
+                            write: bw,
+                            leftover: backend_leftover,
+                            limits: backend_limits,
+                        },
+                        options,
+                        m,
+                        commands,
+                    )
+                    .await;
+                    end.finish(report);
+                });
+                return;
             }
-            BackendSocket::Builtin(b) => {
-                spawn_relay(relay(client, b, options, m, commands, gate), end)
-            }
-        }
+            other => other,
+        };
+        spawn_relay(
+            async move {
+                let client = WebSocketStream::from_partially_read(
+                    client,
+                    leftover,
+                    Role::Server,
+                    Some(client_config),
+                )
+                .await;
+                match backend {
+                    BackendSocket::Plain(b) => {
+                        relay(client, b.into_websocket().await, options, m, commands, gate).await
+                    }
+                    BackendSocket::Tls(b) => {
+                        relay(client, b.into_websocket().await, options, m, commands, gate).await
+                    }
+                    BackendSocket::Builtin(b) => relay(client, b, options, m, commands, gate).await,
+                }
+            },
+            end,
+        )
     }
 }
 

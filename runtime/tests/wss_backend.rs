@@ -124,9 +124,10 @@ async fn wss_backend_with_a_private_ca_is_reached_with_backend_ca_only() {
     let connected = connect(&url, Some(&ca_pem))
         .await
         .expect("trusted with --backend-ca");
-    let BackendSocket::Tls(mut ws) = connected.socket else {
+    let BackendSocket::Tls(upgraded) = connected.socket else {
         panic!("a wss:// backend is a TLS socket")
     };
+    let mut ws = upgraded.into_websocket().await;
     ws.send(Message::text("over tls")).await.unwrap();
     let echoed = tokio::time::timeout(std::time::Duration::from_secs(5), ws.next())
         .await
