@@ -161,15 +161,28 @@ async fn credentials_are_checked_at_the_handshake_and_never_reach_the_backend() 
     let mut open = connect(&g.url("/chat/1.0.0/open")).await;
     echo_text(&mut open, "open").await;
 
-    // No credential or secret in the log, /plan or metrics.
+    // No credential or secret in the log, /plan, metrics, the docs (/docs/), the specs served
+    // (/specs/), or the plan file `compile --out` writes (`Plan::to_json`, its bytes).
     let exposed = [good.as_str(), SECRET, API_KEY];
-    let plan = g.plan().await.to_string();
-    let metrics = g.metrics().await;
-    let log = g.log();
-    for secret in exposed {
-        assert!(!plan.contains(secret), "the plan exposes a credential");
-        assert!(!metrics.contains(secret), "metrics expose a credential");
-        assert!(!log.contains(secret), "the log exposes a credential");
+    let mut shown = g.admin_exposure().await;
+    assert!(
+        shown.iter().any(|(path, _)| path.ends_with(".html"))
+            && shown.iter().any(|(path, _)| path.ends_with(".md"))
+            && shown.iter().any(|(path, _)| path.starts_with("/specs/")),
+        "every kind of page is checked: {:?}",
+        shown.iter().map(|(p, _)| p).collect::<Vec<_>>()
+    );
+    let compiled = portico_compiler::compile(
+        &[g.specs_dir().join("chat.yaml")],
+        &portico_compiler::Options::default(),
+    );
+    let plan_file = compiled.plan.expect("the spec compiles").to_json();
+    shown.push(("plan.json".to_string(), plan_file));
+    shown.push(("the log".to_string(), g.log()));
+    for (path, body) in &shown {
+        for secret in exposed {
+            assert!(!body.contains(secret), "{path} exposes a credential");
+        }
     }
 }
 
