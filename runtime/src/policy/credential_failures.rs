@@ -97,7 +97,7 @@ mod tests {
         }
         assert!(guard.check(guesser).is_ok(), "3 failures fit the budget");
         guard.record(guesser);
-        let refused = guard.check(guesser).err().expect("the 4th failure blocks");
+        let refused = guard.check(guesser).expect_err("the 4th failure blocks");
         assert_eq!(refused.status, 429);
         assert!(refused
             .headers
