@@ -185,7 +185,20 @@ fn pages_say_what_the_issue_asks_for() {
     assert!(v1_md.contains("| header | `Authorization` | `Bearer YOUR_TOKEN` |"));
     assert!(v1_md.contains("?access_token=YOUR_TOKEN"));
     assert!(v2_md.contains("orders?apikey=YOUR_KEY"));
-    assert!(v1_md.contains("Scopes: `market:trade`"));
+    // Each topic's real requirement, from the plan's route security.
+    // (These specs name no `security` requirement: any configured verifier, as WSO2 exports.)
+    assert!(
+        v1_md.contains("**Credential required:** a JWT, as the gateway is configured (API keys carry no scopes)"),
+        "{v1_md}"
+    );
+    assert!(v1_md.contains("* To connect: `market:trade`\n* To send: `market:trade`"));
+    assert!(v1_md.contains("* To send: no scope\n* To receive: `market:read`"));
+    assert!(
+        v1_md.contains("**Open:** no credential needed (the topic is marked x-auth-type: None).")
+    );
+    assert!(v2_md.contains("**Credential required:** a JWT or an API key, as the gateway is configured (see [Authentication](#authentication)).\n\nNo scope is needed."));
+    assert!(v1.contains("<strong>Credential required:</strong>"));
+    assert!(v1.contains("<li>To receive: <code>market:trade</code></li>"));
     // Parameters with enums, ws binding query and headers, limits, validation.
     assert!(v1_md.contains("one of `BTC-USD`, `ETH-USD`"));
     assert!(v1_md.contains("#### Query parameters") && v1_md.contains("`X-Client-Id`"));
@@ -444,4 +457,71 @@ fn spec_files_are_matched_to_plan_apis() {
     assert_eq!(names, [("market-api", "1.0.0"), ("market-api", "2.0.0")]);
     assert!(specs[0].2.starts_with("asyncapi: 2.6.0"));
     assert!(specs[1].2.starts_with("asyncapi: 3.1.0"));
+}
+
+#[test]
+fn each_route_states_the_requirement_its_plan_security_sets() {
+    use portico_compiler::plan::{
+        MessageDirection, OperationScopes, RouteSecurity, SchemeKind, SecurityRequirement,
+    };
+    let out = compile_input();
+    let mut plan = out.plan.clone().unwrap();
+    let v2 = plan.apis.iter_mut().find(|a| a.version == "2.0.0").unwrap();
+    let orders = v2.routes.iter_mut().find(|r| r.topic == "/orders").unwrap();
+    orders.security = RouteSecurity {
+        schemes: vec![SecurityRequirement {
+            name: "oauth".into(),
+            kind: SchemeKind::Oauth2,
+        }],
+        operations: vec![
+            OperationScopes {
+                direction: MessageDirection::ClientToServer,
+                scopes: vec!["orders:write".into()],
+            },
+            OperationScopes {
+                direction: MessageDirection::ServerToClient,
+                scopes: vec!["orders:read".into()],
+            },
+        ],
+    };
+    let pages = docs::render(
+        &docs::Collected::default(),
+        Some(&plan),
+        &Options::default(),
+        &Templates::builtin(),
+    )
+    .unwrap();
+    let md = &page(&pages, "market-api-2.0.0.md").content;
+    let html = &page(&pages, "market-api-2.0.0.html").content;
+    assert!(
+        md.contains("**Credential required:** an OAuth 2 access token (JWT) (`oauth`)"),
+        "{md}"
+    );
+    assert!(md.contains(
+        "* To connect: `orders:write`; or `orders:read`\n* To send: `orders:write`\n* To receive: `orders:read`"
+    ));
+    assert!(html.contains("an OAuth 2 access token (JWT) (<code>oauth</code>)"));
+    assert!(html.contains("<li>To send: <code>orders:write</code></li>"));
+
+    // Only a scheme the gateway cannot check: the docs say the topic is not served.
+    let v2 = plan.apis.iter_mut().find(|a| a.version == "2.0.0").unwrap();
+    let orders = v2.routes.iter_mut().find(|r| r.topic == "/orders").unwrap();
+    orders.security.schemes = vec![SecurityRequirement {
+        name: "cert".into(),
+        kind: SchemeKind::Unsupported {
+            declared: "X509".into(),
+        },
+    }];
+    let pages = docs::render(
+        &docs::Collected::default(),
+        Some(&plan),
+        &Options::default(),
+        &Templates::builtin(),
+    )
+    .unwrap();
+    let md = &page(&pages, "market-api-2.0.0.md").content;
+    assert!(
+        md.contains("**Not served:**") && md.contains("X509"),
+        "{md}"
+    );
 }

@@ -170,6 +170,16 @@ pub struct Config {
     #[arg(long, env = "PORTICO_CONFIG", value_name = "FILE")]
     pub config: Option<PathBuf>,
 
+    /// Failed credential checks (401) one client address may make per second; beyond them, its
+    /// handshakes are refused with 429 for a second before any credential is checked (bounds
+    /// guessing; 0: no limit).
+    #[arg(
+        long,
+        env = "PORTICO_MAX_CREDENTIAL_FAILURES_PER_IP",
+        default_value_t = 10
+    )]
+    pub max_credential_failures_per_ip: u32,
+
     /// Serve routes that require a credential even when no verifier can check it (logged at
     /// every start). Never in production.
     #[arg(long, env = "PORTICO_ALLOW_UNAUTHENTICATED")]

@@ -64,6 +64,8 @@ pub struct Gateway {
     pub verifiers: arc_swap::ArcSwap<policy::auth::Verifiers>,
     /// Named throttling tiers from `--config`'s `throttling` section.
     pub throttling: arc_swap::ArcSwap<policy::throttle::ThrottlingConfig>,
+    /// Failed credential checks per client address (429 before the check beyond them).
+    pub credential_failures: policy::credential_failures::CredentialFailures,
     /// Flips to `true` when shutdown begins.
     pub shutting_down: watch::Sender<bool>,
 }
@@ -102,6 +104,9 @@ impl Gateway {
             allow_unauthenticated: config.allow_unauthenticated,
             ..Default::default()
         };
+        let credential_failures = policy::credential_failures::CredentialFailures::new(
+            config.max_credential_failures_per_ip,
+        );
         Ok(Arc::new(Gateway {
             config,
             served: ArcSwapOption::empty(),
@@ -112,6 +117,7 @@ impl Gateway {
             status: Mutex::new(ReloadStatus::default()),
             verifiers: arc_swap::ArcSwap::from_pointee(verifiers),
             throttling: arc_swap::ArcSwap::from_pointee(Default::default()),
+            credential_failures,
             shutting_down,
         }))
     }

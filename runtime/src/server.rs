@@ -26,7 +26,7 @@ use crate::frame_relay::{relay_frames, Endpoint, FrameLimits, Stashed};
 use crate::http::{read_head, write_text, HeadError, RequestHead};
 use crate::metrics::{CloseLabels, ConnectionMetrics, StatusLabels};
 use crate::policy::grant::{Grant, KeyType};
-use crate::policy::message::Admission;
+use crate::policy::message::{Admission, Checked};
 use crate::policy::throttle::ConnectionSlot;
 use crate::refusal::Refusal;
 use crate::relay::{relay, RelayOptions, RelayReport};
@@ -233,9 +233,19 @@ async fn handshake(
     let served = current(gateway)?;
     let matched = find_route(&served, &head.path)?;
     require_upgrade(&head)?;
-    let admission = admit_traffic(&served, &matched, &head, peer)?;
-    // Credentials: verified before any backend connection, and stripped from what it sees.
-    let grant = authenticate(gateway, &matched, &mut head).await?;
+    let checked = check_traffic(&served, &matched, &head)?;
+    // Credentials: verified before any backend connection, and stripped from what it sees. An
+    // address that keeps failing them is refused before they are looked at.
+    gateway.credential_failures.check(peer.ip())?;
+    let grant = authenticate(gateway, &matched, &mut head)
+        .await
+        .inspect_err(|refusal| {
+            if refusal.status == 401 {
+                gateway.credential_failures.record(peer.ip());
+            }
+        })?;
+    // Per-client caps and buckets count the verified identity, else the address.
+    let admission = checked.admit(grant.client_key(peer.ip()))?;
     let registration = register(gateway, &served, &matched, &head.path, &grant)?;
     let admission = admission.restrict_directions(&grant, &matched.route().security);
     let backend = connect_backend(gateway, &head, peer, stream.is_tls(), &matched, &grant).await?;
@@ -249,21 +259,16 @@ async fn handshake(
     })
 }
 
-/// The traffic policies' handshake checks: origin (403), the ws binding's contract (400),
-/// per-client caps (429). Until credentials exist, a client is its address.
-fn admit_traffic(
+/// The traffic policies' unauthenticated handshake checks: origin (403), the ws binding's
+/// contract (400). The per-client caps (429) follow the credential stage, keyed by its identity.
+fn check_traffic(
     served: &Served,
     matched: &Matched,
     head: &RequestHead,
-    peer: SocketAddr,
-) -> Result<Admission, Refusal> {
-    let client: Arc<str> = Arc::from(peer.ip().to_string());
-    served.traffic.admit(
-        &matched.plan_api().context,
-        &matched.route().pattern,
-        head,
-        client,
-    )
+) -> Result<Checked, Refusal> {
+    served
+        .traffic
+        .check(&matched.plan_api().context, &matched.route().pattern, head)
 }
 
 /// Reads the request head, bounded in size and time.

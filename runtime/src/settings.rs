@@ -245,6 +245,11 @@ pub struct IssuerSettings {
     pub hmac_secret_env: Option<String>,
     /// The claim holding scopes: a space-separated string or a list (`scope`, else `scp`).
     pub scope_claim: Option<String>,
+    /// Accept this issuer's tokens that carry no `exp`. Off by default (fail closed): such a
+    /// token would be valid forever and its connections never closed for expiry; with this on,
+    /// only the denylist ends them.
+    #[serde(default)]
+    pub allow_tokens_without_exp: bool,
 }
 
 fn default_jwks_refresh() -> u64 {

@@ -325,35 +325,8 @@ impl Watching {
         let quiet = Duration::from_millis(self.gateway.config.reload_debounce_ms);
         self.publish_health();
         while self.next_change().await.is_some() {
-            // Leading edge: compile at once.
-            let leading = reload::load_blocking(&self.gateway, &self.source).await;
-            // Events that queued up while it compiled mean the burst is still going: what it read
-            // may be a file mid-write (an in-place save truncates first, and an empty spec is a
-            // valid folder without that API). Such a result is not applied: applying it could
-            // close the connections of an API that is only half saved.
-            let busy = self.queued_change();
-            let unapplied = match leading {
-                Ok(loaded) if !busy => {
-                    self.follow(Ok(loaded));
-                    None
-                }
-                other => Some(other),
-            };
-            // A leading result that was not applied is followed as soon as the writes pause,
-            // not after the whole quiet period.
-            let wait = match unapplied {
-                Some(_) => quiet.min(Duration::from_millis(HALF_WRITTEN_QUIET_MS)),
-                None => quiet,
-            };
-            let Some(settled_more) = self.settle(wait).await else {
+            if burst(&mut self, quiet).await.is_none() {
                 return;
-            };
-            if busy || settled_more {
-                // Trailing edge: the burst went on; compile what it left.
-                let last = reload::load_blocking(&self.gateway, &self.source).await;
-                self.follow(last);
-            } else if let Some(result) = unapplied {
-                self.follow(result);
             }
             self.publish_health();
         }
@@ -377,6 +350,79 @@ impl Watching {
         }
         relevant
     }
+}
+
+/// What one burst of changes needs from the watch: compiling, looking at the events, applying.
+/// The decisions ([`burst`]) are written against this, so a test can drive them with a scripted
+/// sequence of events and compile results, in any interleaving, without a clock or a file system.
+trait BurstSteps {
+    /// A compilation's result.
+    type Compiled;
+    fn succeeded(compiled: &Self::Compiled) -> bool;
+    async fn compile(&mut self) -> Self::Compiled;
+    /// Whether a relevant change is already queued (without waiting).
+    fn queued_change(&mut self) -> bool;
+    /// Waits until no relevant change arrives for `quiet`: whether any did, `None` when the
+    /// watcher is gone.
+    async fn settle(&mut self, quiet: Duration) -> Option<bool>;
+    /// Applies the result (or records its failure).
+    fn follow(&mut self, compiled: Self::Compiled);
+}
+
+impl BurstSteps for Watching {
+    type Compiled = Result<reload::Loaded, reload::LoadFailure>;
+
+    fn succeeded(compiled: &Self::Compiled) -> bool {
+        compiled.is_ok()
+    }
+
+    async fn compile(&mut self) -> Self::Compiled {
+        reload::load_blocking(&self.gateway, &self.source).await
+    }
+
+    fn queued_change(&mut self) -> bool {
+        Watching::queued_change(self)
+    }
+
+    async fn settle(&mut self, quiet: Duration) -> Option<bool> {
+        Watching::settle(self, quiet).await
+    }
+
+    fn follow(&mut self, compiled: Self::Compiled) {
+        Watching::follow(self, compiled)
+    }
+}
+
+/// One burst, from its first event: the leading compile at once, applied only if nothing changed
+/// while it ran; then at most one trailing compile. `None` when the watcher is gone.
+async fn burst<S: BurstSteps>(steps: &mut S, quiet: Duration) -> Option<()> {
+    let leading = steps.compile().await;
+    // Events that queued up while it compiled mean the burst is still going: what it read may
+    // be a file mid-write (an in-place save truncates first, and an empty spec is a valid folder
+    // without that API). Such a result is not applied: applying it could close the connections
+    // of an API that is only half saved.
+    let busy = steps.queued_change();
+    let unapplied = if S::succeeded(&leading) && !busy {
+        steps.follow(leading);
+        None
+    } else {
+        Some(leading)
+    };
+    // A leading result that was not applied is followed as soon as the writes pause, not after
+    // the whole quiet period.
+    let wait = match unapplied {
+        Some(_) => quiet.min(Duration::from_millis(HALF_WRITTEN_QUIET_MS)),
+        None => quiet,
+    };
+    let settled_more = steps.settle(wait).await?;
+    if busy || settled_more {
+        // Trailing edge: the burst went on; compile what it left.
+        let last = steps.compile().await;
+        steps.follow(last);
+    } else if let Some(result) = unapplied {
+        steps.follow(result);
+    }
+    Some(())
 }
 
 /// Starts watching the source. The watches are in place when this returns (so `/readyz` never
@@ -420,4 +466,114 @@ pub fn watch(
     };
     watching.publish_health();
     Ok(watching.run())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::VecDeque;
+
+    /// A scripted burst: each compile returns the next result (`Ok(name)` or `Err(name)`), each
+    /// look at the queue the next answer, each settle the next answer; what is applied is kept.
+    #[derive(Default)]
+    struct Script {
+        compiles: VecDeque<Result<&'static str, &'static str>>,
+        queued: VecDeque<bool>,
+        settles: VecDeque<Option<bool>>,
+        followed: Vec<Result<&'static str, &'static str>>,
+        waits: Vec<Duration>,
+    }
+
+    impl BurstSteps for Script {
+        type Compiled = Result<&'static str, &'static str>;
+        fn succeeded(compiled: &Self::Compiled) -> bool {
+            compiled.is_ok()
+        }
+        async fn compile(&mut self) -> Self::Compiled {
+            self.compiles
+                .pop_front()
+                .expect("no more compiles scripted")
+        }
+        fn queued_change(&mut self) -> bool {
+            self.queued.pop_front().expect("no queue answer scripted")
+        }
+        async fn settle(&mut self, quiet: Duration) -> Option<bool> {
+            self.waits.push(quiet);
+            self.settles.pop_front().expect("no settle scripted")
+        }
+        fn follow(&mut self, compiled: Self::Compiled) {
+            self.followed.push(compiled);
+        }
+    }
+
+    fn run(mut script: Script) -> Script {
+        let quiet = Duration::from_millis(300);
+        let done = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap()
+            .block_on(async {
+                let r = burst(&mut script, quiet).await;
+                (r, script)
+            });
+        let (r, script) = done;
+        assert_eq!(r, Some(()));
+        assert!(
+            script.compiles.is_empty(),
+            "a scripted compile did not happen"
+        );
+        script
+    }
+
+    #[test]
+    fn a_leading_compile_that_ran_while_the_burst_went_on_is_not_applied() {
+        // An in-place save: the leading compile read the truncated file (a valid folder without
+        // the API) while the write went on; only the trailing compile of the saved file applies.
+        let script = run(Script {
+            compiles: [Ok("half-written"), Ok("saved")].into(),
+            queued: [true].into(),
+            settles: [Some(false)].into(),
+            ..Script::default()
+        });
+        assert_eq!(script.followed, [Ok("saved")]);
+        assert_eq!(
+            script.waits,
+            [Duration::from_millis(HALF_WRITTEN_QUIET_MS)],
+            "followed as soon as the writes pause"
+        );
+    }
+
+    #[test]
+    fn a_quiet_leading_compile_is_applied_at_once_and_alone() {
+        let script = run(Script {
+            compiles: [Ok("saved")].into(),
+            queued: [false].into(),
+            settles: [Some(false)].into(),
+            ..Script::default()
+        });
+        assert_eq!(script.followed, [Ok("saved")]);
+        assert_eq!(script.waits, [Duration::from_millis(300)]);
+    }
+
+    #[test]
+    fn events_in_the_quiet_period_cause_one_trailing_compile() {
+        let script = run(Script {
+            compiles: [Ok("first"), Ok("last")].into(),
+            queued: [false].into(),
+            settles: [Some(true)].into(),
+            ..Script::default()
+        });
+        assert_eq!(script.followed, [Ok("first"), Ok("last")]);
+    }
+
+    #[test]
+    fn a_failed_leading_compile_is_reported_once_the_writes_pause() {
+        let script = run(Script {
+            compiles: [Err("broken")].into(),
+            queued: [false].into(),
+            settles: [Some(false)].into(),
+            ..Script::default()
+        });
+        assert_eq!(script.followed, [Err("broken")]);
+        assert_eq!(script.waits, [Duration::from_millis(HALF_WRITTEN_QUIET_MS)]);
+    }
 }

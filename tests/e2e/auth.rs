@@ -117,6 +117,15 @@ async fn credentials_are_checked_at_the_handshake_and_never_reach_the_backend() 
         403
     );
     assert_eq!(status_of(&format!("{rooms}?apikey=guess"), &[]).await, 401);
+    // A token that would never expire is refused (the issuer does not allow it).
+    let endless = jsonwebtoken::encode(
+        &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
+        &serde_json::json!({"iss": ISSUER, "sub": "alice", "scope": "chat:write"}),
+        &jsonwebtoken::EncodingKey::from_secret(SECRET.as_bytes()),
+    )
+    .unwrap();
+    let endless = format!("Bearer {endless}");
+    assert_eq!(status_of(&rooms, &[("Authorization", &endless)]).await, 401);
     assert!(
         backend.handshakes().is_empty(),
         "refusals happen before any backend connection"
@@ -152,15 +161,28 @@ async fn credentials_are_checked_at_the_handshake_and_never_reach_the_backend() 
     let mut open = connect(&g.url("/chat/1.0.0/open")).await;
     echo_text(&mut open, "open").await;
 
-    // No credential or secret in the log, /plan or metrics.
+    // No credential or secret in the log, /plan, metrics, the docs (/docs/), the specs served
+    // (/specs/), or the plan file `compile --out` writes (`Plan::to_json`, its bytes).
     let exposed = [good.as_str(), SECRET, API_KEY];
-    let plan = g.plan().await.to_string();
-    let metrics = g.metrics().await;
-    let log = g.log();
-    for secret in exposed {
-        assert!(!plan.contains(secret), "the plan exposes a credential");
-        assert!(!metrics.contains(secret), "metrics expose a credential");
-        assert!(!log.contains(secret), "the log exposes a credential");
+    let mut shown = g.admin_exposure().await;
+    assert!(
+        shown.iter().any(|(path, _)| path.ends_with(".html"))
+            && shown.iter().any(|(path, _)| path.ends_with(".md"))
+            && shown.iter().any(|(path, _)| path.starts_with("/specs/")),
+        "every kind of page is checked: {:?}",
+        shown.iter().map(|(p, _)| p).collect::<Vec<_>>()
+    );
+    let compiled = portico_compiler::compile(
+        &[g.specs_dir().join("chat.yaml")],
+        &portico_compiler::Options::default(),
+    );
+    let plan_file = compiled.plan.expect("the spec compiles").to_json();
+    shown.push(("plan.json".to_string(), plan_file));
+    shown.push(("the log".to_string(), g.log()));
+    for (path, body) in &shown {
+        for secret in exposed {
+            assert!(!body.contains(secret), "{path} exposes a credential");
+        }
     }
 }
 
@@ -327,5 +349,85 @@ async fn a_reader_receives_but_its_sends_get_a_4002_error_frame_and_it_stays_ope
             .iter()
             .any(|m| matches!(m, Message::Text(t) if t.as_str().starts_with("post"))),
         "nothing the reader sent reached the backend"
+    );
+}
+
+/// The chat spec with per-client throttling: 2 messages an hour (both ways) and 1 connection.
+fn throttled_spec() -> String {
+    spec("echo:").replace(
+        "endpoints: {production: 'echo:'}}",
+        "endpoints: {production: 'echo:'}, throttling: {client: {messages: 2/hour}, maxConnectionsPerClient: 1}}",
+    )
+}
+
+const SECOND_KEY: &str = "e2e-api-key-second-77aa0c";
+
+#[tokio::test]
+async fn per_client_limits_count_the_credential_not_the_address() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(dir.path());
+    let mut keys = std::fs::read_to_string(dir.path().join("keys.toml")).unwrap();
+    let hash = format!("{:x}", sha2::Sha256::digest(SECOND_KEY.as_bytes()));
+    keys.push_str(&format!(
+        "\n[[keys]]\nname = \"second\"\nsha256 = \"{hash}\"\ntype = \"production\"\napis = [\"*\"]\n"
+    ));
+    std::fs::write(dir.path().join("keys.toml"), keys).unwrap();
+    let g = Gateway::builder()
+        .spec("chat.yaml", throttled_spec())
+        .args(&["--config", &config])
+        .start()
+        .await;
+    let lobby = g.url("/chat/1.0.0/lobby");
+    // Every client here shares 127.0.0.1: only the credential tells them apart.
+    let mut first = connect(&format!("{lobby}?apikey={API_KEY}")).await;
+    let mut second = connect(&format!("{lobby}?apikey={SECOND_KEY}")).await;
+    assert_eq!(
+        status_of(&format!("{lobby}?apikey={API_KEY}"), &[]).await,
+        429,
+        "the same key's second connection is over its cap"
+    );
+    // One message each way uses up the first key's bucket; the second key has its own.
+    echo_text(&mut first, "one").await;
+    within(STEP, "sending", first.send(Message::text("two")))
+        .await
+        .expect("send");
+    match recv_data(&mut first).await {
+        Message::Text(t) => assert!(t.as_str().contains("4003"), "{t}"),
+        other => panic!("expected the 4003 error frame, got {other:?}"),
+    }
+    echo_text(&mut second, "its own bucket").await;
+    // The client key is an identity, never the key itself.
+    let metrics = g.metrics().await;
+    assert!(
+        !metrics.contains(API_KEY) && !metrics.contains("apikey:"),
+        "{metrics}"
+    );
+}
+
+#[tokio::test]
+async fn an_address_that_keeps_failing_credentials_is_refused_before_they_are_checked() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(dir.path());
+    let g = Gateway::builder()
+        .spec("chat.yaml", spec("echo:"))
+        .args(&["--config", &config, "--max-credential-failures-per-ip", "3"])
+        .start()
+        .await;
+    let lobby = g.url("/chat/1.0.0/lobby");
+    let mut statuses = Vec::new();
+    // The budget refills at 3 a second: guessing as fast as a client can soon exceeds it.
+    for n in 0..20 {
+        let status = status_of(&format!("{lobby}?apikey=guess-{n}"), &[]).await;
+        statuses.push(status);
+        if status == 429 {
+            break;
+        }
+    }
+    assert_eq!(&statuses[..3], &[401, 401, 401], "{statuses:?}");
+    assert_eq!(statuses.last(), Some(&429), "{statuses:?}");
+    // Blocked: even the right key is not looked at for a second.
+    assert_eq!(
+        status_of(&format!("{lobby}?apikey={API_KEY}"), &[]).await,
+        429
     );
 }

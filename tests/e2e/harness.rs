@@ -519,6 +519,46 @@ impl Gateway {
         r.body
     }
 
+    /// Everything the admin listener shows of the served plan, as (path, body): `/plan`,
+    /// `/metrics`, `/docs/` and every page it links to (and those pages link to), and every spec
+    /// `/specs/` serves. For tests that no secret is shown anywhere.
+    pub async fn admin_exposure(&self) -> Vec<(String, String)> {
+        let mut shown = vec![
+            ("/plan".to_string(), self.admin_get("/plan").await.body),
+            ("/metrics".to_string(), self.metrics().await),
+        ];
+        let mut pages = vec![String::new()];
+        let mut seen = std::collections::HashSet::new();
+        while let Some(page) = pages.pop() {
+            if !seen.insert(page.clone()) {
+                continue;
+            }
+            let path = format!("/docs/{page}");
+            let r = self.admin_get(&path).await;
+            assert_eq!(r.status, 200, "{path}: {}", r.body);
+            for link in r.body.split("href=\"").skip(1) {
+                let target = link.split(['"', '#']).next().unwrap_or("");
+                let local = !target.is_empty() && !target.contains(['/', ':']);
+                if local && (target.ends_with(".html") || target.ends_with(".md")) {
+                    pages.push(target.to_string());
+                }
+            }
+            shown.push((path, r.body));
+        }
+        assert!(seen.len() > 1, "/docs/ links to no page");
+        // A spec that is not served answers with the list of those that are.
+        let listing = self.admin_get("/specs/none.yaml").await.body;
+        for spec in listing
+            .split([' ', ',', '\n'])
+            .filter(|w| w.starts_with("/specs/") && w.ends_with(".yaml"))
+        {
+            let r = self.admin_get(spec).await;
+            assert_eq!(r.status, 200, "{spec}: {}", r.body);
+            shown.push((spec.to_string(), r.body));
+        }
+        shown
+    }
+
     /// Polls `/plan` until `check` accepts it (at most 20 s); returns it.
     pub async fn wait_for_plan(&self, what: &str, check: impl Fn(&Value) -> bool) -> Value {
         let deadline = Instant::now() + Duration::from_secs(20);

@@ -16,6 +16,7 @@ mod builtin;
 mod faults;
 mod lifecycle_reload;
 mod python_interop;
+mod redaction;
 mod relay;
 mod reload;
 mod routing;

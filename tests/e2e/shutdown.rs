@@ -95,3 +95,59 @@ async fn sigterm_with_no_connections_exits_0_at_once() {
     assert_eq!(status.code(), Some(0), "{status}");
     assert!(g.log().contains("all connections closed"), "{}", g.log());
 }
+
+/// One API of a large spec folder: 100 channels, each with a parameter and a message schema.
+fn large_api(n: usize) -> String {
+    let mut text = format!(
+        "asyncapi: 2.6.0\ninfo: {{title: Large{n}, version: 1.0.0, description: A large folder.}}\n\
+         x-gateway: {{context: /large{n}, endpoints: {{production: 'echo:'}}}}\nchannels:\n"
+    );
+    for c in 0..100 {
+        text.push_str(&format!(
+            "  /t{c}/{{id}}:\n    parameters:\n      id: {{schema: {{type: string}}}}\n    publish:\n      operationId: pub{c}\n      message:\n        payload:\n          type: object\n          properties:\n            a: {{type: string, description: field a of {c}}}\n            b: {{type: integer, minimum: 0}}\n            c: {{type: array, items: {{type: object, properties: {{x: {{type: number}}, y: {{type: string, enum: [p, q, r]}}}}}}}}\n          required: [a]\n"
+        ));
+    }
+    text
+}
+
+#[tokio::test]
+async fn sigterm_during_a_long_reload_compile_exits_promptly() {
+    let mut g = Gateway::builder()
+        .spec(
+            "svc.yaml",
+            spec("Svc", "v1", "/svc", "echo:").channel("/t").yaml(),
+        )
+        .watch(true)
+        .args(&["--drain-timeout", "1"])
+        .start()
+        .await;
+    g.wait_watching().await;
+    // A real large input: 400 APIs of 100 channels (about 17 MB), whose compile and docs take
+    // seconds. Written aside, then moved in with one rename: one event, one compile.
+    let parent = g
+        .specs_dir()
+        .parent()
+        .expect("the specs folder has a parent");
+    let staging = tempfile::tempdir_in(parent).unwrap();
+    let large = staging.path().join("large");
+    std::fs::create_dir(&large).unwrap();
+    for n in 0..400 {
+        std::fs::write(large.join(format!("api{n}.yaml")), large_api(n)).unwrap();
+    }
+    std::fs::rename(&large, g.specs_dir().join("large")).unwrap();
+    // The leading compile starts at the event; give it time to be well under way.
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    g.terminate();
+    // Drain (1 s, no connections: at once) plus the runtime's 500 ms for blocking work: the
+    // compile is abandoned, not waited for.
+    let status = g
+        .wait_exit(Duration::from_secs(4))
+        .await
+        .expect("the runtime waited for the compile to finish before exiting");
+    assert_eq!(status.code(), Some(0), "{status}");
+    assert!(
+        !g.log().contains("plan reloaded"),
+        "the compile finished before the signal, so this proves nothing:\n{}",
+        g.log()
+    );
+}

@@ -11,7 +11,9 @@ use super::snippets::{example_of, example_path, example_query, snippets};
 use super::view::*;
 use super::{base_variants, Options};
 use crate::model::Direction;
-use crate::plan::{slug, Lifecycle, Plan, PlanApi, Route, RouteAuth};
+use crate::plan::{
+    slug, Lifecycle, MessageDirection, Plan, PlanApi, Route, RouteAuth, RouteSecurity, SchemeKind,
+};
 
 pub(super) fn lifecycle_view(state: Lifecycle, successor: Option<ApiRef>) -> LifecycleView {
     let (label, level, served, note) = match state {
@@ -268,6 +270,7 @@ pub(super) fn api_view(
             urls,
             example_url,
             auth,
+            requirement: route.map(|r| requirement_view(r, prototype)),
             scopes: route.map(|r| r.scopes.clone()).unwrap_or_else(|| {
                 let mut s: Vec<String> = channel
                     .operations
@@ -703,5 +706,204 @@ pub(super) fn message_view(m: &MessageDoc, anchor: String) -> MessageView {
         headers,
         examples,
         used_by: Vec::new(),
+    }
+}
+
+/// What the gateway enforces on `route`, from the plan (the same fields the runtime's credential
+/// stage reads): open for `x-auth-type: None` and PROTOTYPED APIs; otherwise the schemes the
+/// credential may satisfy and the scopes each step needs. A route whose schemes are all ones the
+/// gateway cannot check is not served (fail closed), and the docs say so.
+pub(super) fn requirement_view(route: &Route, prototype: bool) -> RequirementView {
+    let open = |because| RequirementView {
+        kind: "open",
+        open_because: Some(because),
+        accepts: Vec::new(),
+        connect: ScopeRuleView::default(),
+        send: ScopeRuleView::default(),
+        receive: ScopeRuleView::default(),
+    };
+    if prototype {
+        return open("the API is a prototype, served without authentication");
+    }
+    if route.auth == RouteAuth::None {
+        return open("the topic is marked x-auth-type: None");
+    }
+    let security = &route.security;
+    let accepts: Vec<AcceptView> = security
+        .schemes
+        .iter()
+        .map(|s| AcceptView {
+            scheme: s.name.clone(),
+            credential: credential_words(&s.kind),
+        })
+        .collect();
+    let unserved = !security.schemes.is_empty()
+        && security
+            .schemes
+            .iter()
+            .all(|s| matches!(s.kind, SchemeKind::Unsupported { .. }));
+    RequirementView {
+        kind: if unserved { "unserved" } else { "credential" },
+        open_because: None,
+        accepts,
+        connect: scope_rule(security, None),
+        send: scope_rule(security, Some(MessageDirection::ClientToServer)),
+        receive: scope_rule(security, Some(MessageDirection::ServerToClient)),
+    }
+}
+
+/// The scopes a step needs: to connect (`direction` none: any operation of the route), or to
+/// pass a message in `direction` (its operations; a direction without operations is not
+/// restricted by scopes). An operation without scopes makes the step need none.
+fn scope_rule(security: &RouteSecurity, direction: Option<MessageDirection>) -> ScopeRuleView {
+    let ops: Vec<&Vec<String>> = security
+        .operations
+        .iter()
+        .filter(|op| direction.is_none_or(|d| op.direction == d))
+        .map(|op| &op.scopes)
+        .collect();
+    if ops.is_empty() || ops.iter().any(|scopes| scopes.is_empty()) {
+        return ScopeRuleView::default();
+    }
+    let mut any_of: Vec<Vec<String>> = Vec::new();
+    for scopes in ops {
+        let mut set = scopes.clone();
+        set.sort();
+        set.dedup();
+        if !any_of.contains(&set) {
+            any_of.push(set);
+        }
+    }
+    ScopeRuleView {
+        needed: true,
+        any_of,
+    }
+}
+
+fn credential_words(kind: &SchemeKind) -> String {
+    match kind {
+        SchemeKind::Bearer => "a JWT bearer token".into(),
+        SchemeKind::Oauth2 => "an OAuth 2 access token (JWT)".into(),
+        SchemeKind::OpenIdConnect => "an OpenID Connect token (JWT)".into(),
+        SchemeKind::ApiKey { .. } => "an API key".into(),
+        SchemeKind::Unsupported { declared } => {
+            format!("a {declared} credential, which the gateway cannot check on a WebSocket")
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::plan::{OperationScopes, RouteKind, SecurityRequirement};
+
+    fn route(auth: RouteAuth, security: RouteSecurity) -> Route {
+        Route {
+            topic: "/t".into(),
+            pattern: "/a/1/t".into(),
+            kind: RouteKind::Literal,
+            backend_path: "/t".into(),
+            parameters: vec![],
+            channels: vec!["t".into()],
+            messages: Default::default(),
+            // The legacy union the docs used to print: not what decides.
+            scopes: vec!["legacy:union".into()],
+            auth,
+            handshake: None,
+            throttling: None,
+            validation: None,
+            security,
+        }
+    }
+
+    fn op(direction: MessageDirection, scopes: &[&str]) -> OperationScopes {
+        OperationScopes {
+            direction,
+            scopes: scopes.iter().map(|s| s.to_string()).collect(),
+        }
+    }
+
+    fn scheme(name: &str, kind: SchemeKind) -> SecurityRequirement {
+        SecurityRequirement {
+            name: name.into(),
+            kind,
+        }
+    }
+
+    fn rule(sets: &[&[&str]]) -> ScopeRuleView {
+        ScopeRuleView {
+            needed: true,
+            any_of: sets
+                .iter()
+                .map(|s| s.iter().map(|x| x.to_string()).collect())
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn the_requirement_is_what_the_gateway_enforces() {
+        use MessageDirection::*;
+        let security = RouteSecurity {
+            schemes: vec![
+                scheme("oauth", SchemeKind::Oauth2),
+                scheme(
+                    "key",
+                    SchemeKind::ApiKey {
+                        location: "query".into(),
+                        name: Some("apikey".into()),
+                    },
+                ),
+            ],
+            operations: vec![
+                op(ClientToServer, &["chat:write", "chat:write"]),
+                op(ServerToClient, &["chat:read"]),
+            ],
+        };
+        let r = requirement_view(&route(RouteAuth::Required, security.clone()), false);
+        assert_eq!(r.kind, "credential");
+        assert_eq!(
+            r.accepts
+                .iter()
+                .map(|a| a.scheme.as_str())
+                .collect::<Vec<_>>(),
+            ["oauth", "key"]
+        );
+        assert_eq!(r.accepts[1].credential, "an API key");
+        assert_eq!(r.connect, rule(&[&["chat:write"], &["chat:read"]]));
+        assert_eq!(r.send, rule(&[&["chat:write"]]));
+        assert_eq!(r.receive, rule(&[&["chat:read"]]));
+
+        // x-auth-type: None and PROTOTYPED are open, whatever the security says.
+        let open = requirement_view(&route(RouteAuth::None, security.clone()), false);
+        assert_eq!((open.kind, open.accepts.len()), ("open", 0));
+        assert!(open.open_because.unwrap().contains("x-auth-type: None"));
+        let prototype = requirement_view(&route(RouteAuth::Required, security), true);
+        assert_eq!(prototype.kind, "open");
+        assert!(prototype.open_because.unwrap().contains("prototype"));
+
+        // No scheme named (WSO2): any configured verifier; an operation without scopes, or a
+        // direction without operations, needs none.
+        let wso2 = RouteSecurity {
+            schemes: vec![],
+            operations: vec![op(ClientToServer, &[]), op(ClientToServer, &["x"])],
+        };
+        let r = requirement_view(&route(RouteAuth::Required, wso2), false);
+        assert_eq!((r.kind, r.accepts.len()), ("credential", 0));
+        assert_eq!(r.connect, ScopeRuleView::default());
+        assert_eq!(r.receive, ScopeRuleView::default());
+
+        // Only schemes the gateway cannot check: not served (fail closed).
+        let x509 = RouteSecurity {
+            schemes: vec![scheme(
+                "cert",
+                SchemeKind::Unsupported {
+                    declared: "X509".into(),
+                },
+            )],
+            operations: vec![],
+        };
+        let r = requirement_view(&route(RouteAuth::Required, x509), false);
+        assert_eq!(r.kind, "unserved");
+        assert!(r.accepts[0].credential.contains("X509"));
     }
 }

@@ -171,12 +171,49 @@ pub(super) struct ChannelView {
     pub(super) example_url: Option<UrlView>,
     pub(super) auth: Option<&'static str>,
     pub(super) scopes: Vec<String>,
+    /// What the gateway really requires on this route (from the plan's `security`); none when
+    /// the page is built from specs alone.
+    pub(super) requirement: Option<RequirementView>,
     pub(super) parameters: Vec<ParamView>,
     pub(super) method: Option<String>,
     pub(super) query: Vec<FieldRow>,
     pub(super) headers: Vec<FieldRow>,
     pub(super) operations: Vec<OperationView>,
     pub(super) snippets: Option<SnippetView>,
+}
+
+/// A route's requirement as the gateway enforces it (the plan's `routes[].security`).
+#[derive(Serialize, Clone, Debug, PartialEq)]
+pub(super) struct RequirementView {
+    /// `open` (no credential checked), `credential`, or `unserved` (only schemes the gateway
+    /// cannot check on a WebSocket: the route is not served).
+    pub(super) kind: &'static str,
+    /// Why an open route is open, in plain words.
+    pub(super) open_because: Option<&'static str>,
+    /// The credentials accepted, one per scheme; empty with `kind: credential` means any
+    /// credential the gateway is configured to verify (a JWT or an API key).
+    pub(super) accepts: Vec<AcceptView>,
+    /// To connect: the scopes of one of these alternatives (each the scopes of one operation).
+    pub(super) connect: ScopeRuleView,
+    /// To send a message (client to backend), and to receive one (backend to client).
+    pub(super) send: ScopeRuleView,
+    pub(super) receive: ScopeRuleView,
+}
+
+#[derive(Serialize, Clone, Debug, PartialEq)]
+pub(super) struct AcceptView {
+    /// The scheme's key in `components.securitySchemes`.
+    pub(super) scheme: String,
+    /// What the client presents, in plain words (`a JWT bearer token`, `an API key`, ...).
+    pub(super) credential: String,
+}
+
+/// Which scopes a step needs: none (`any_of` empty and `needed` false), or all the scopes of
+/// one of the `any_of` sets.
+#[derive(Serialize, Clone, Debug, Default, PartialEq)]
+pub(super) struct ScopeRuleView {
+    pub(super) needed: bool,
+    pub(super) any_of: Vec<Vec<String>>,
 }
 
 #[derive(Serialize, Clone, Debug)]

@@ -90,6 +90,7 @@ impl ApiKeys {
             key_name: Some(entry.name.clone()),
             key_type: entry.key_type,
             tier: entry.tier.clone(),
+            client: Some(format!("apikey:{}", entry.name)),
             ..Grant::default()
         })
     }

@@ -31,6 +31,10 @@ pub struct Grant {
     pub jti: Option<String>,
     /// A header carrying verified claims to the backend (`x-jwt-claims: {...}`).
     pub forwarded_header: Option<(String, String)>,
+    /// Who the per-client limits count this credential as: `jwt:<iss>#sub:<sub>` (else
+    /// `#azp:<azp>`) or `apikey:<name>`; `None` when the credential names no one. Names only,
+    /// never the credential.
+    pub client: Option<String>,
 }
 
 impl Grant {
@@ -46,6 +50,16 @@ impl Grant {
     /// PROTOTYPED APIs, `--allow-unauthenticated`): no scope applies to it.
     pub fn is_anonymous(&self) -> bool {
         self.credential_id == "anonymous"
+    }
+
+    /// The key of this connection's per-client limits (buckets, connection and handshake caps):
+    /// the credential's identity, or the peer's address when there is none (open routes, a token
+    /// without `sub` or `azp`). Prefixed by kind, so a key name cannot pose as an address.
+    pub fn client_key(&self, peer: std::net::IpAddr) -> std::sync::Arc<str> {
+        match &self.client {
+            Some(client) => std::sync::Arc::from(client.as_str()),
+            None => std::sync::Arc::from(format!("addr:{peer}")),
+        }
     }
 
     fn holds(&self, scopes: &[String]) -> bool {
@@ -96,6 +110,17 @@ mod tests {
             scopes: scopes.iter().map(|s| s.to_string()).collect(),
             ..Grant::default()
         }
+    }
+
+    #[test]
+    fn the_client_key_is_the_identity_else_the_address() {
+        let peer: std::net::IpAddr = "192.0.2.7".parse().unwrap();
+        assert_eq!(&*Grant::anonymous().client_key(peer), "addr:192.0.2.7");
+        let named = Grant {
+            client: Some("apikey:mobile".into()),
+            ..Grant::default()
+        };
+        assert_eq!(&*named.client_key(peer), "apikey:mobile");
     }
 
     #[test]

@@ -330,7 +330,13 @@ impl JwtVerifier {
         validation.leeway = self.skew_seconds;
         validation.validate_nbf = true;
         validation.set_issuer(&[&issuer.settings.issuer]);
-        validation.set_required_spec_claims(&["exp", "iss"]);
+        // A token without `exp` would never expire, nor its connections: refused unless the
+        // operator accepts that for this issuer.
+        if issuer.settings.allow_tokens_without_exp {
+            validation.set_required_spec_claims(&["iss"]);
+        } else {
+            validation.set_required_spec_claims(&["exp", "iss"]);
+        }
         if issuer.settings.audiences.is_empty() {
             validation.validate_aud = false;
         } else {
@@ -399,6 +405,11 @@ impl JwtVerifier {
             )
         });
         let sub = text("sub");
+        let client = match (&sub, text("azp")) {
+            (Some(sub), _) => Some(format!("jwt:{}#sub:{sub}", issuer.settings.issuer)),
+            (None, Some(azp)) => Some(format!("jwt:{}#azp:{azp}", issuer.settings.issuer)),
+            (None, None) => None,
+        };
         Grant {
             credential_id: format!(
                 "jwt:{}#{}",
@@ -417,6 +428,7 @@ impl JwtVerifier {
             sub,
             jti: text("jti"),
             forwarded_header,
+            client,
         }
     }
 }
@@ -426,13 +438,16 @@ fn decode(token: &str, key: &DecodingKey, validation: &Validation) -> Result<Val
         .map(|data| data.claims)
         .map_err(|e| {
             match e.kind() {
+                ErrorKind::MissingRequiredClaim(claim) if claim == "exp" => {
+                    "the token has no expiry (`exp`), which this issuer requires"
+                }
                 ErrorKind::ExpiredSignature => "the token has expired",
                 ErrorKind::ImmatureSignature => "the token is not valid yet (`nbf`)",
                 ErrorKind::InvalidIssuer => "the token's issuer is not accepted",
                 ErrorKind::InvalidAudience => "the token's audience is not accepted",
                 ErrorKind::InvalidSignature => "the token's signature is invalid",
                 ErrorKind::InvalidAlgorithm => "the token's algorithm does not match its key",
-                ErrorKind::MissingRequiredClaim(_) => "the token lacks `exp` or `iss`",
+                ErrorKind::MissingRequiredClaim(_) => "the token has no issuer (`iss`)",
                 _ => "the token is malformed",
             }
             .to_string()
@@ -664,6 +679,73 @@ pub(crate) mod tests {
         assert!(e.contains("larger than 4096"), "{e}");
         let e = refused("not-a-token".into()).await;
         assert!(!e.contains("not-a-token"), "reasons never echo the token");
+    }
+
+    #[tokio::test]
+    async fn a_token_without_exp_is_refused_unless_its_issuer_accepts_them() {
+        let dir = tempfile::tempdir().unwrap();
+        let key = es256_key("k1");
+        let mut no_exp = claims(json!({}));
+        no_exp.as_object_mut().unwrap().remove("exp");
+        let token = sign(&key, &no_exp);
+        let strict = JwtVerifier::new(&settings(dir.path(), &[&key]), tls())
+            .await
+            .unwrap();
+        let e = strict.verify(&token).await.unwrap_err();
+        assert_eq!(
+            e, "the token has no expiry (`exp`), which this issuer requires",
+            "a clear reason"
+        );
+        let mut s = settings(dir.path(), &[&key]);
+        s.issuers[0].allow_tokens_without_exp = true;
+        let lenient = JwtVerifier::new(&s, tls()).await.unwrap();
+        let g = lenient.verify(&token).await.expect("accepted when allowed");
+        assert_eq!(
+            g.expires_at, None,
+            "never closed for expiry: only revocation ends it"
+        );
+        // Allowing a missing `exp` does not allow an expired one.
+        let e = lenient
+            .verify(&sign(&key, &claims(json!({"exp": now() - 120}))))
+            .await
+            .unwrap_err();
+        assert!(e.contains("expired"), "{e}");
+        // The other issuer keeps requiring it.
+        let mut hmac_no_exp = claims(json!({"iss": HMAC_ISSUER}));
+        hmac_no_exp.as_object_mut().unwrap().remove("exp");
+        let e = lenient
+            .verify(&sign_hmac(SECRET.as_bytes(), &hmac_no_exp))
+            .await
+            .unwrap_err();
+        assert!(e.contains("`exp`"), "{e}");
+    }
+
+    #[tokio::test]
+    async fn the_client_key_is_sub_else_azp_and_never_the_token() {
+        let dir = tempfile::tempdir().unwrap();
+        let key = es256_key("k1");
+        let v = JwtVerifier::new(&settings(dir.path(), &[&key]), tls())
+            .await
+            .unwrap();
+        let g = v
+            .verify(&sign(&key, &claims(json!({"azp": "app"}))))
+            .await
+            .unwrap();
+        assert_eq!(
+            g.client.as_deref(),
+            Some(format!("jwt:{ISSUER}#sub:alice").as_str())
+        );
+        let mut by_azp = claims(json!({"azp": "app"}));
+        by_azp.as_object_mut().unwrap().remove("sub");
+        let g = v.verify(&sign(&key, &by_azp)).await.unwrap();
+        assert_eq!(
+            g.client.as_deref(),
+            Some(format!("jwt:{ISSUER}#azp:app").as_str())
+        );
+        let mut nobody = claims(json!({}));
+        nobody.as_object_mut().unwrap().remove("sub");
+        let g = v.verify(&sign(&key, &nobody)).await.unwrap();
+        assert_eq!(g.client, None, "keyed by the address instead");
     }
 
     #[tokio::test]

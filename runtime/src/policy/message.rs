@@ -324,8 +324,19 @@ impl TrafficTable {
         head: &RequestHead,
         client: Arc<str>,
     ) -> Result<Admission, Refusal> {
+        self.check(context, pattern, head)?.admit(client)
+    }
+
+    /// The unauthenticated handshake checks of the API at `context` for the route `pattern`
+    /// (origin, contract); the per-client ones follow with [`Checked::admit`].
+    pub fn check(
+        &self,
+        context: &str,
+        pattern: &str,
+        head: &RequestHead,
+    ) -> Result<Checked, Refusal> {
         match self.apis.get(context) {
-            Some(Ok(traffic)) => traffic.admit(pattern, head, client),
+            Some(Ok(traffic)) => traffic.check(pattern, head),
             Some(Err(_)) => Err(Refusal::new(
                 503,
                 "this API's traffic policies could not be set up; the gateway's log says why",
@@ -339,47 +350,74 @@ impl TrafficTable {
 }
 
 impl<L: Limiter> ApiTraffic<L> {
-    /// The handshake checks, in order: origin (403), the ws binding's contract (400), the
-    /// per-client caps (429). `route` is the matched route's pattern; `client` the credential's
-    /// subject or key name, or the peer address for anonymous clients.
+    /// All the handshake checks at once ([`ApiTraffic::check`] then [`Checked::admit`]), for a
+    /// caller that already knows the client's key.
     pub fn admit(
         self: &Arc<Self>,
         route: &str,
         head: &RequestHead,
         client: Arc<str>,
     ) -> Result<Admission<L>, Refusal> {
-        let refused = |reason: &'static str, r: Refusal| {
-            self.metrics
-                .refused
-                .get_or_create(&RefusedLabels {
-                    api: self.api.clone(),
-                    reason,
-                })
-                .inc();
-            r
-        };
-        check_origin(&self.origins, head.header("origin")).map_err(|r| refused("origin", r))?;
+        self.check(route, head)?.admit(client)
+    }
+
+    /// The checks that need no identity, so they run before the credential is verified: origin
+    /// (403), then the ws binding's contract (400). `route` is the matched route's pattern.
+    pub fn check(self: &Arc<Self>, route: &str, head: &RequestHead) -> Result<Checked<L>, Refusal> {
+        check_origin(&self.origins, head.header("origin"))
+            .map_err(|r| self.refused("origin", r))?;
         let policies = self.routes.get(route).cloned();
         if let Some(contract) = policies.as_ref().and_then(|p| p.contract.as_ref()) {
             contract
                 .check(head)
-                .map_err(|r| refused("handshake_contract", r))?;
+                .map_err(|r| self.refused("handshake_contract", r))?;
         }
-        let slot = match &self.caps {
+        Ok(Checked {
+            api: self.clone(),
+            policies,
+        })
+    }
+
+    fn refused(&self, reason: &'static str, refusal: Refusal) -> Refusal {
+        self.metrics
+            .refused
+            .get_or_create(&RefusedLabels {
+                api: self.api.clone(),
+                reason,
+            })
+            .inc();
+        refusal
+    }
+}
+
+/// A handshake that passed its API's unauthenticated checks, waiting for the client's key
+/// (known once the credential is verified) for the per-client caps and buckets.
+pub struct Checked<L: Limiter = LocalLimiter> {
+    api: Arc<ApiTraffic<L>>,
+    policies: Option<Arc<RoutePolicies>>,
+}
+
+impl<L: Limiter> Checked<L> {
+    /// The per-client caps (429) for `client` (the credential's identity, or the peer's address
+    /// for an anonymous client; see [`Grant::client_key`]), and the connection's message gate,
+    /// whose per-client buckets are `client`'s.
+    pub fn admit(self, client: Arc<str>) -> Result<Admission<L>, Refusal> {
+        let Checked { api, policies } = self;
+        let slot = match &api.caps {
             Some(caps) => Some(caps.admit(&client).map_err(|r| {
                 let reason = if r.text.contains("handshakes") {
                     "handshakes_per_second"
                 } else {
                     "connections_per_client"
                 };
-                refused(reason, r)
+                api.refused(reason, r)
             })?),
             None => None,
         };
         let gate = policies
             .as_ref()
-            .and_then(|route| self.gate(route.clone(), client.clone(), [false; 2], false));
-        let route = policies.map(|route| (self.clone(), route, client));
+            .and_then(|route| api.gate(route.clone(), client.clone(), [false; 2], false));
+        let route = policies.map(|route| (api, route, client));
         Ok(Admission { slot, gate, route })
     }
 }

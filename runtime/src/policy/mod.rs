@@ -8,6 +8,7 @@
 pub mod apikeys;
 pub mod auth;
 pub mod credential;
+pub mod credential_failures;
 pub mod denylist;
 pub mod grant;
 pub mod handshake_contract;
