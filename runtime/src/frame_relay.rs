@@ -64,26 +64,39 @@ impl FrameSource for tokio::net::tcp::ReadHalf<'_> {
         self.as_ref().poll_read_ready(cx)
     }
 
-    /// Like nginx, a read that did not fill the buffer is taken to have drained the socket: its
-    /// readiness is cleared without the extra `read` that would return `EAGAIN` (one system call
-    /// less per message). Tokio clears it only if no readiness event arrived since the read began,
-    /// so no wake-up is lost.
     fn read_now(&mut self, buf: &mut Vec<u8>) -> Option<io::Result<usize>> {
-        let tcp: &TcpStream = self.as_ref();
-        let mut read = 0;
-        let result = tcp.try_io(Interest::READABLE, || {
-            let room = buf.capacity() - buf.len();
-            read = tcp.try_read_buf(buf)?;
-            if read > 0 && read < room {
-                Err(io::ErrorKind::WouldBlock.into())
-            } else {
-                Ok(read)
-            }
-        });
-        match result {
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => (read > 0).then_some(Ok(read)),
-            result => Some(result),
+        read_tcp_now(self.as_ref(), buf)
+    }
+}
+
+impl FrameSource for tokio::net::tcp::OwnedReadHalf {
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        self.as_ref().poll_read_ready(cx)
+    }
+
+    fn read_now(&mut self, buf: &mut Vec<u8>) -> Option<io::Result<usize>> {
+        read_tcp_now(self.as_ref(), buf)
+    }
+}
+
+/// Like nginx, a read that did not fill the buffer is taken to have drained the socket: its
+/// readiness is cleared without the extra `read` that would return `EAGAIN` (one system call less
+/// per message). Tokio clears it only if no readiness event arrived since the read began, so no
+/// wake-up is lost.
+fn read_tcp_now(tcp: &TcpStream, buf: &mut Vec<u8>) -> Option<io::Result<usize>> {
+    let mut read = 0;
+    let result = tcp.try_io(Interest::READABLE, || {
+        let room = buf.capacity() - buf.len();
+        read = tcp.try_read_buf(buf)?;
+        if read > 0 && read < room {
+            Err(io::ErrorKind::WouldBlock.into())
+        } else {
+            Ok(read)
         }
+    });
+    match result {
+        Err(e) if e.kind() == io::ErrorKind::WouldBlock => (read > 0).then_some(Ok(read)),
+        result => Some(result),
     }
 }
 

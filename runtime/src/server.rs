@@ -22,7 +22,7 @@ use tracing::{info, warn};
 
 use crate::backend::{self, BackendRequest, BackendSocket, Connected};
 use crate::connections::{LimitError, Registration};
-use crate::frame_relay::{relay_frames, Endpoint, FrameLimits, Stashed};
+use crate::frame_relay::{relay_frames, Endpoint, FrameLimits, FrameSource, Stashed};
 use crate::http::{read_head, write_text, HeadError, RequestHead};
 use crate::metrics::{CloseLabels, ConnectionMetrics, StatusLabels};
 use crate::policy::grant::{Grant, KeyType};
@@ -739,6 +739,62 @@ impl Session {
                 });
                 return;
             }
+            (None, backend @ BackendSocket::Tls(_), client) => {
+                // A TLS backend: owned halves (tokio's split, a lock per call, is what a TLS
+                // stream needs to be read and written at once).
+                match (client, backend) {
+                    (ClientStream::Plain(c), BackendSocket::Tls(b)) => {
+                        let (cr, cw) = c.into_split();
+                        let b = *b;
+                        let (br, bw) = tokio::io::split(b.stream);
+                        let backend = Endpoint {
+                            read: Stashed::new(br),
+                            write: bw,
+                            leftover: b.leftover,
+                            limits: backend_limits,
+                        };
+                        spawn_frames(
+                            Endpoint {
+                                read: cr,
+                                write: cw,
+                                leftover,
+                                limits: client_limits,
+                            },
+                            backend,
+                            options,
+                            m,
+                            commands,
+                            end,
+                        );
+                    }
+                    (ClientStream::Tls(c), BackendSocket::Tls(b)) => {
+                        let (cr, cw) = tokio::io::split(*c);
+                        let b = *b;
+                        let (br, bw) = tokio::io::split(b.stream);
+                        let backend = Endpoint {
+                            read: Stashed::new(br),
+                            write: bw,
+                            leftover: b.leftover,
+                            limits: backend_limits,
+                        };
+                        spawn_frames(
+                            Endpoint {
+                                read: Stashed::new(cr),
+                                write: cw,
+                                leftover,
+                                limits: client_limits,
+                            },
+                            backend,
+                            options,
+                            m,
+                            commands,
+                            end,
+                        );
+                    }
+                    _ => unreachable!("a TLS backend is matched here"),
+                }
+                return;
+            }
             other => other,
         };
         spawn_relay(
@@ -763,6 +819,26 @@ impl Session {
             end,
         )
     }
+}
+
+/// Spawns the frame relay over owned halves, then the connection's close accounting.
+fn spawn_frames<CR, CW, BR, BW>(
+    client: Endpoint<CR, CW>,
+    backend: Endpoint<BR, BW>,
+    options: RelayOptions,
+    metrics: ConnectionMetrics,
+    commands: tokio::sync::watch::Receiver<Option<crate::relay::CloseCommand>>,
+    end: Ended,
+) where
+    CR: FrameSource + 'static,
+    BR: FrameSource + 'static,
+    CW: tokio::io::AsyncWrite + Unpin + Send + 'static,
+    BW: tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    tokio::spawn(async move {
+        let report = relay_frames(client, backend, options, metrics, commands).await;
+        end.finish(report);
+    });
 }
 
 fn spawn_relay(relay: impl std::future::Future<Output = RelayReport> + Send + 'static, end: Ended) {
