@@ -535,6 +535,22 @@ fn lower_scopes(op: &Node, pointer: &str) -> Vec<Located<String>> {
     scopes
 }
 
+/// The value of `field` once an AsyncAPI 2 operation's or message's `traits` are applied, and the
+/// index of the trait that set it (`None`: the object's own). 2.x applies traits as JSON Merge
+/// Patches over the object, in order, so the last trait that sets the field wins over the object's
+/// own value (3.x does the opposite: the object wins).
+pub(crate) fn v2_merged<'a>(object: &'a Node, field: &str) -> Option<(&'a Node, Option<usize>)> {
+    let from_trait = object
+        .get("traits")
+        .and_then(Node::as_seq)
+        .unwrap_or(&[])
+        .iter()
+        .enumerate()
+        .rev()
+        .find_map(|(i, t)| t.get(field).map(|v| (v, Some(i))));
+    from_trait.or_else(|| object.get(field).map(|v| (v, None)))
+}
+
 /// A message's name: its `name`, else its `messageId`, else the component key it was defined under,
 /// else a positional name.
 fn lower_message(doc: &Resolved, node: &Node, fallback: String) -> Message {
@@ -618,7 +634,7 @@ fn lower_channels_v2(doc: &Resolved) -> Vec<Channel> {
                 }
             }
             operations.push(Operation {
-                id: string(op.get("operationId")),
+                id: string(v2_merged(op, "operationId").map(|(id, _)| id)),
                 direction,
                 summary: string(op.get("summary")),
                 description: string(op.get("description")),

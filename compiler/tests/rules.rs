@@ -1342,9 +1342,10 @@ fn message_examples_only_take_known_keys_and_valid_payloads() {
     assert_eq!(c.all(code).len(), 2, "{}", c.dump());
     let base = "/channels/~1rooms~1{roomId}/publish/message/examples/0";
     let payload = c.at(code, pos(&text, "5\n"));
+    // 2.x: an error, as in the official parser.
     c.assert_diag(
         payload,
-        Warning,
+        Error,
         pos(&text, "5\n"),
         &format!("{base}/payload"),
     );
@@ -1358,6 +1359,41 @@ fn message_examples_only_take_known_keys_and_valid_payloads() {
         "          - payload: hello\n            name: greeting\n",
     );
     let c = check(&fixed, &lint());
+    assert!(c.out.diagnostics.is_empty(), "{}", c.dump());
+}
+
+#[test]
+fn v3_message_example_not_matching_its_schema_stays_a_warning() {
+    let text = edit(
+        &chat3(),
+        "        payload:\n          type: string\n",
+        "        payload:\n          type: string\n        examples:\n          - payload: 5\n",
+    );
+    let c = check(&text, &lint());
+    c.expect(
+        "asyncapi-message-examples",
+        Warning,
+        pos(&text, "5\n"),
+        "/channels/room/messages/chat/examples/0/payload",
+    );
+    c.no_errors();
+}
+
+#[test]
+fn v2_message_example_headers_not_matching_their_schema_are_an_error() {
+    let text = edit(
+        &chat2(),
+        "        payload:\n          type: string\n",
+        "        headers:\n          type: object\n          properties:\n            id: {type: integer}\n        payload:\n          type: string\n        examples:\n          - headers: {id: seven}\n",
+    );
+    let c = check(&text, &lint());
+    c.expect(
+        "asyncapi-message-examples",
+        Error,
+        pos(&text, "{id: seven}"),
+        "/channels/~1rooms~1{roomId}/publish/message/examples/0/headers",
+    );
+    let c = check(&edit(&text, "{id: seven}", "{id: 7}"), &lint());
     assert!(c.out.diagnostics.is_empty(), "{}", c.dump());
 }
 
@@ -1406,6 +1442,71 @@ fn v2_operation_ids_and_message_ids_are_unique() {
     );
     let c = check(&fixed, &lint());
     assert!(c.out.diagnostics.is_empty(), "{}", c.dump());
+}
+
+#[test]
+fn v2_operation_traits_merge_as_json_merge_patch_so_the_traits_id_wins() {
+    // `publish` says `send`, but its trait replaces that with `notify` (2.x: the trait wins), so
+    // the `send` of `subscribe` is no duplicate, while a third operation's `notify` is.
+    let text = doc(r#"
+        asyncapi: 2.6.0
+        info:
+          title: Chat
+          version: 1.0.0
+          description: A chat.
+        channels:
+          /rooms:
+            publish:
+              operationId: send
+              traits:
+                - $ref: '#/components/operationTraits/first'
+                - $ref: '#/components/operationTraits/renamed'
+              message:
+                payload:
+                  type: string
+            subscribe:
+              operationId: send
+              message:
+                payload:
+                  type: string
+          /lobby:
+            publish:
+              operationId: notify
+              message:
+                payload:
+                  type: string
+        components:
+          operationTraits:
+            first:
+              operationId: first
+            renamed:
+              operationId: notify
+    "#);
+    let c = check(&text, &lint());
+    // Found at `/lobby`'s own id; the first use is the trait's (its copy keeps the definition's
+    // position, in `components`).
+    let d = c.expect(
+        "asyncapi2-operation-operationId-uniqueness",
+        Error,
+        pos(&text, "notify\n      message"),
+        "/channels/~1lobby/publish/operationId",
+    );
+    let trait_line = pos_nth(&text, "operationId: notify", 1).0;
+    assert!(
+        d.message.contains("`notify`")
+            && d.message.contains(&format!("first on line {trait_line}")),
+        "{}",
+        d.message
+    );
+
+    let fixed = edit(
+        &text,
+        "operationId: notify\n      message",
+        "operationId: announce\n      message",
+    );
+    let c = check(&fixed, &lint());
+    c.lacks("asyncapi2-operation-operationId-uniqueness");
+    c.no_errors();
 }
 
 #[test]
@@ -1488,8 +1589,190 @@ fn v3_operation_may_reference_the_same_component_its_channel_references() {
               payload:
                 type: string
     "#);
+    // The same definition, so the gateway serves it; but the specification says the link goes
+    // through the channel (and the official parser rejects it): a warning naming the right spelling.
     let c = check(&text, &lint());
+    let d = c.expect(
+        "asyncapi3-operation-messages-from-referred-channel",
+        Warning,
+        pos_nth(&text, "'#/components/messages/chat'", 1),
+        "/operations/sendChat/messages/0/$ref",
+    );
+    assert!(
+        d.help
+            .as_deref()
+            .is_some_and(|h| h.contains("'#/channels/room/messages/chat'")),
+        "{d:?}"
+    );
+    c.no_errors();
+
+    let fixed = edit(
+        &text,
+        "      - $ref: '#/components/messages/chat'",
+        "      - $ref: '#/channels/room/messages/chat'",
+    );
+    let c = check(&fixed, &lint());
     assert!(c.out.diagnostics.is_empty(), "{}", c.dump());
+}
+
+#[test]
+fn v3_operation_message_in_components_but_not_in_its_channel_is_an_error() {
+    let text = edit(
+        &chat3(),
+        "- $ref: '#/channels/room/messages/chat'",
+        "- $ref: '#/components/messages/other'",
+    );
+    let text = format!(
+        "{text}components:\n  messages:\n    other:\n      payload:\n        type: integer\n"
+    );
+    let c = check(&text, &lint());
+    c.expect(
+        "asyncapi3-operation-messages-from-referred-channel",
+        Error,
+        pos(&text, "'#/components/messages/other'"),
+        "/operations/sendChat/messages/0/$ref",
+    );
+}
+
+#[test]
+fn v3_operation_channel_and_messages_must_be_reference_objects() {
+    let text = edit(
+        &chat3(),
+        "    channel:\n      $ref: '#/channels/room'\n",
+        "    channel: room\n",
+    );
+    let c = check(&text, &lint());
+    let d = c.expect(
+        "schema",
+        Error,
+        pos(&text, "room\n    messages"),
+        "/operations/sendChat/channel",
+    );
+    assert!(d.message.contains("Reference Object"), "{}", d.message);
+    assert!(
+        d.help
+            .as_deref()
+            .is_some_and(|h| h.contains("'#/channels/room'")),
+        "{d:?}"
+    );
+
+    let text = edit(
+        &chat3(),
+        "      - $ref: '#/channels/room/messages/chat'",
+        "      - chat",
+    );
+    let c = check(&text, &lint());
+    let d = c.expect(
+        "schema",
+        Error,
+        pos_after(&text, "      - "),
+        "/operations/sendChat/messages/0",
+    );
+    assert!(
+        d.help
+            .as_deref()
+            .is_some_and(|h| h.contains("'#/channels/room/messages/chat'")),
+        "{d:?}"
+    );
+
+    // An inline message instead of a reference.
+    let text = edit(
+        &chat3(),
+        "      - $ref: '#/channels/room/messages/chat'",
+        "      - payload: {type: string}",
+    );
+    let c = check(&text, &lint());
+    c.expect(
+        "schema",
+        Error,
+        pos(&text, "payload: {type"),
+        "/operations/sendChat/messages/0",
+    );
+
+    check(&chat3(), &lint()).lacks("schema");
+}
+
+#[test]
+fn v3_reply_messages_must_belong_to_the_replys_channel() {
+    let text = edit(
+        &chat3(),
+        "operations:\n",
+        "  lobby:\n    address: /lobby\n    messages:\n      hello:\n        payload:\n          type: string\noperations:\n",
+    );
+    let text = format!("{text}    reply:\n      channel:\n        $ref: '#/channels/lobby'\n      messages:\n        - $ref: '#/channels/room/messages/chat'\n");
+    let c = check(&text, &lint());
+    let d = c.expect(
+        "asyncapi3-reply-messages-from-referred-channel",
+        Error,
+        pos_nth(&text, "'#/channels/room/messages/chat'", 1),
+        "/operations/sendChat/reply/messages/0/$ref",
+    );
+    assert!(d.message.contains("reply of `sendChat`"), "{}", d.message);
+
+    let fixed = edit(
+        &text,
+        "        - $ref: '#/channels/room/messages/chat'",
+        "        - $ref: '#/channels/lobby/messages/hello'",
+    );
+    let c = check(&fixed, &lint());
+    c.lacks("asyncapi3-reply-messages-from-referred-channel");
+    c.no_errors();
+
+    // Without its own `channel`, a reply travels on the operation's: its messages belong there.
+    let no_channel = edit(
+        &text,
+        "      channel:\n        $ref: '#/channels/lobby'\n",
+        "",
+    );
+    let c = check(&no_channel, &lint());
+    c.lacks("asyncapi3-reply-messages-from-referred-channel");
+    c.no_errors();
+    let wrong = edit(
+        &fixed,
+        "      channel:\n        $ref: '#/channels/lobby'\n",
+        "",
+    );
+    let c = check(&wrong, &lint());
+    c.expect(
+        "asyncapi3-reply-messages-from-referred-channel",
+        Error,
+        pos(&wrong, "'#/channels/lobby/messages/hello'"),
+        "/operations/sendChat/reply/messages/0/$ref",
+    );
+}
+
+#[test]
+fn v3_reply_in_components_is_checked_once_where_it_is_written() {
+    let text = edit(
+        &chat3(),
+        "operations:\n",
+        "  lobby:\n    address: /lobby\n    messages:\n      hello:\n        payload:\n          type: string\noperations:\n",
+    );
+    let text = format!("{text}    reply:\n      $ref: '#/components/replies/answer'\ncomponents:\n  replies:\n    answer:\n      channel: lobby\n      messages:\n        - $ref: '#/channels/room/messages/chat'\n");
+    let c = check(&text, &lint());
+    c.expect(
+        "schema",
+        Error,
+        pos(&text, "lobby\n      messages"),
+        "/components/replies/answer/channel",
+    );
+    // The reply's channel is unusable, so its messages are checked against nothing rather than guessed.
+    c.lacks("asyncapi3-reply-messages-from-referred-channel");
+
+    let text = edit(
+        &text,
+        "      channel: lobby\n",
+        "      channel:\n        $ref: '#/channels/lobby'\n",
+    );
+    let c = check(&text, &lint());
+    let all = c.all("asyncapi3-reply-messages-from-referred-channel");
+    assert_eq!(all.len(), 1, "{}", c.dump());
+    c.assert_diag(
+        all[0],
+        Error,
+        pos_nth(&text, "'#/channels/room/messages/chat'", 1),
+        "/components/replies/answer/messages/0/$ref",
+    );
 }
 
 #[test]
@@ -1536,6 +1819,116 @@ fn v3_channel_may_list_two_different_servers() {
         "    servers:\n      - $ref: '#/servers/production'\n      - $ref: '#/servers/backup'\n    parameters:\n",
     );
     let c = check(&text, &lint());
+    c.no_errors();
+}
+
+#[test]
+fn v3_channel_servers_given_as_names_are_errors() {
+    let text = edit(
+        &chat3(),
+        "channels:\n",
+        "servers:\n  production:\n    host: localhost\n    protocol: ws\nchannels:\n",
+    );
+    let text = edit(
+        &text,
+        "    parameters:\n",
+        "    servers: [production]\n    parameters:\n",
+    );
+    let c = check(&text, &lint());
+    let d = c.expect(
+        "asyncapi3-channel-servers",
+        Error,
+        pos(&text, "production]"),
+        "/channels/room/servers/0",
+    );
+    assert!(d.message.contains("the name `production`"), "{}", d.message);
+    assert!(
+        d.help
+            .as_deref()
+            .is_some_and(|h| h.contains("$ref: '#/servers/production'")),
+        "{d:?}"
+    );
+
+    let fixed = edit(&text, "[production]", "[$ref: '#/servers/production']");
+    let c = check(&fixed, &lint());
+    c.lacks("asyncapi3-channel-servers");
+    c.no_errors();
+}
+
+#[test]
+fn v3_channel_defined_in_components_is_checked_where_it_is_written() {
+    let text = edit(
+        &chat3(),
+        "channels:\n",
+        "servers:\n  production:\n    host: localhost\n    protocol: ws\nchannels:\n  lobby:\n    $ref: '#/components/channels/lobby'\n",
+    );
+    let text = format!("{text}components:\n  channels:\n    lobby:\n      address: /lobby\n      servers: [prod]\n");
+    let c = check(&text, &lint());
+    c.expect(
+        "asyncapi3-channel-servers",
+        Error,
+        pos(&text, "prod]"),
+        "/components/channels/lobby/servers/0",
+    );
+}
+
+#[test]
+fn v2_channel_servers_must_be_declared_servers() {
+    let text = edit(
+        &chat2(),
+        "channels:\n",
+        "servers:\n  production:\n    url: ws://localhost\n    protocol: ws\nchannels:\n",
+    );
+    let text = edit(
+        &text,
+        "    parameters:\n",
+        "    servers: [prodution]\n    parameters:\n",
+    );
+    let c = check(&text, &lint());
+    let d = c.expect(
+        "asyncapi2-channel-servers",
+        Error,
+        pos(&text, "prodution"),
+        "/channels/~1rooms~1{roomId}/servers/0",
+    );
+    assert!(
+        d.help
+            .as_deref()
+            .is_some_and(|h| h.contains("`production`")),
+        "{d:?}"
+    );
+
+    let c = check(&edit(&text, "prodution", "production"), &lint());
+    c.lacks("asyncapi2-channel-servers");
+    c.no_errors();
+}
+
+#[test]
+fn v3_channel_parameters_without_an_address_are_an_error() {
+    let text = edit(
+        &chat3(),
+        "    address: /rooms/{roomId}\n",
+        "    address: null\n",
+    );
+    let c = check(&text, &lint());
+    c.expect(
+        "asyncapi3-channel-parameters",
+        Error,
+        pos(&text, "parameters:"),
+        "/channels/room/parameters",
+    );
+    let without = edit(&text, "    address: null\n", "");
+    let c = check(&without, &lint());
+    c.expect(
+        "asyncapi3-channel-parameters",
+        Error,
+        pos(&without, "parameters:"),
+        "/channels/room/parameters",
+    );
+
+    let fixed = edit(&text, "    parameters:\n      roomId: {}\n", "");
+    let c = check(&fixed, &lint());
+    c.lacks("asyncapi3-channel-parameters");
     c.no_errors();
 }
 
