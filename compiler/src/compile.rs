@@ -87,7 +87,11 @@ pub fn compile(inputs: &[PathBuf], options: &Options) -> Compilation {
             continue;
         };
         crate::schema::validate(&resolved.root, version, &mut diags);
+        let first = diags.len();
         rules::asyncapi::check(&files, id, version, &resolved, &mut diags);
+        if !options.lint {
+            rules::asyncapi::for_gateway(&mut diags[first..]);
+        }
         let api = model::lower(id, version, &resolved);
         if !options.lint {
             let project = crate::wso2::project_for(&mut files, &doc.path, &mut diags);

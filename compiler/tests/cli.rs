@@ -188,6 +188,24 @@ fn deny_warnings_turns_warnings_into_exit_1() {
 }
 
 #[test]
+fn deny_warnings_blocks_what_only_the_specification_forbids() {
+    // A discriminator that is not required: accepted (a warning) for the gateway, refused with
+    // --deny-warnings and by --lint.
+    let text = format!(
+        "{}components:\n  schemas:\n    pet:\n      type: object\n      discriminator: kind\n      properties:\n        kind:\n          type: string\n",
+        clean()
+    );
+    let dir = folder_with(&text);
+    let out = run(dir.path(), &["api.yaml"]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert!(stderr(&out).contains("asyncapi-schema-discriminator"));
+    let out = run(dir.path(), &["--deny-warnings", "api.yaml"]);
+    assert_eq!(code(&out), 1, "{}", stderr(&out));
+    let out = run(dir.path(), &["--lint", "api.yaml"]);
+    assert_eq!(code(&out), 1, "{}", stderr(&out));
+}
+
+#[test]
 fn quiet_hides_infos_but_not_warnings() {
     let dir = folder_with(&broken());
     let loud = stderr(&run(dir.path(), &["api.yaml"]));

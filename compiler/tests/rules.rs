@@ -901,10 +901,12 @@ fn v2_server_url_variables_must_be_declared_used_and_allowed() {
         "{}",
         undeclared.message
     );
+    // Not in the enum: a warning (the specification does not require it; the gateway uses the
+    // default as written).
     let default = c.at(code, pos(&text, "'8080'"));
     c.assert_diag(
         default,
-        Error,
+        Warning,
         pos(&text, "'8080'"),
         "/servers/production/variables/port/default",
     );
@@ -1281,6 +1283,18 @@ fn discriminator_must_be_a_required_property() {
         "/components/schemas/pet/discriminator",
     );
 
+    // Compiling for the gateway it is a warning: the official parser and generator accept it, and
+    // the gateway serves the document correctly.
+    let c = check(&text, &gateway());
+    c.expect(
+        "asyncapi-schema-discriminator",
+        Warning,
+        pos(&text, "kind\n"),
+        "/components/schemas/pet/discriminator",
+    );
+    c.no_errors();
+    assert!(c.out.plan.is_some());
+
     let fixed = edit(
         &text,
         "      discriminator: kind\n",
@@ -1289,6 +1303,34 @@ fn discriminator_must_be_a_required_property() {
     let c = check(&fixed, &lint());
     c.lacks("asyncapi-schema-discriminator");
     c.no_errors();
+}
+
+#[test]
+fn spec_only_errors_are_warnings_when_compiling_for_the_gateway() {
+    // Server and component names the specification's patterns refuse (the AsyncAPI TCK calls such
+    // documents invalid; the official parser accepts them): errors under `--lint` only.
+    let text = format!(
+        "{}components:\n  messages:\n    chat message:\n      payload:\n        type: string\n",
+        servers2(
+            r#"
+              my server:
+                url: ws://localhost
+                protocol: ws
+            "#
+        )
+    );
+    let lint_run = check(&text, &lint());
+    let gateway_run = check(&text, &gateway());
+    for code in ["asyncapi-server-key", "asyncapi-components-key"] {
+        assert_eq!(lint_run.one(code).severity, Error, "{}", lint_run.dump());
+        assert_eq!(
+            gateway_run.one(code).severity,
+            Warning,
+            "{}",
+            gateway_run.dump()
+        );
+    }
+    gateway_run.no_errors();
 }
 
 #[test]

@@ -18,6 +18,24 @@ use crate::refs::Resolved;
 use crate::schema::SpecVersion;
 use crate::source::{escape_pointer_token, FileId, Node, NodeValue};
 
+/// What the specification (and the AsyncAPI TCK) forbids but the official parser accepts and the
+/// gateway serves correctly: errors under `--lint` (conformance), warnings when compiling for the
+/// gateway (`--deny-warnings` makes them block). See [`for_gateway`].
+pub const SPEC_ONLY: &[&str] = &[
+    "asyncapi-schema-discriminator",
+    "asyncapi-server-key",
+    "asyncapi-components-key",
+];
+
+/// Turns the [`SPEC_ONLY`] errors among `diags` into warnings, for a compilation for the gateway.
+pub fn for_gateway(diags: &mut [Diagnostic]) {
+    for d in diags {
+        if d.severity == crate::diagnostics::Severity::Error && SPEC_ONLY.contains(&d.code) {
+            d.severity = crate::diagnostics::Severity::Warning;
+        }
+    }
+}
+
 pub fn check(
     files: &Files,
     file: FileId,
@@ -154,10 +172,12 @@ fn server_variables(root: &Node, version: SpecVersion, diags: &mut Vec<Diagnosti
                     continue;
                 }
                 let allowed_values: Vec<Value> = allowed.iter().map(Node::to_json).collect();
+                // A warning: the specification does not require it, the official parser accepts
+                // it, and the gateway substitutes the default as written.
                 let mut check = |n: &Node, what: &str, p: String| {
                     if !allowed_values.contains(&n.to_json()) {
                         diags.push(
-                            Diagnostic::error(
+                            Diagnostic::warning(
                                 code,
                                 format!(
                                     "the {what} {} of variable `{}` is not in its `enum`",
