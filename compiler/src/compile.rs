@@ -86,7 +86,15 @@ pub fn compile(inputs: &[PathBuf], options: &Options) -> Compilation {
         let Some(resolved) = crate::refs::resolve(&mut files, id, &mut diags) else {
             continue;
         };
+        let before_schema = diags.len();
         crate::schema::validate(&resolved.root, version, &mut diags);
+        let mut schema_diags = diags.split_off(before_schema);
+        rules::bindings::drop_schema_errors_inside_bindings(
+            &resolved.root,
+            version,
+            &mut schema_diags,
+        );
+        diags.append(&mut schema_diags);
         let first = diags.len();
         rules::asyncapi::check(&files, id, version, &resolved, &mut diags);
         if !options.lint {

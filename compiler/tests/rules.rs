@@ -1974,6 +1974,154 @@ fn v3_channel_parameters_without_an_address_are_an_error() {
     c.no_errors();
 }
 
+/// chat3 with `bindings` (indented for the channel `room`) added to the channel.
+fn chat3_with_channel_bindings(bindings: &str) -> String {
+    edit(
+        &chat3(),
+        "    parameters:\n",
+        &format!("    bindings:\n{}    parameters:\n", indent(bindings, 6)),
+    )
+}
+
+#[test]
+fn ws_channel_binding_fields_are_checked_against_the_binding_schema() {
+    let code = "asyncapi-binding-ws-invalid";
+    // One valid and one invalid document per field of the ws channel binding.
+    for (field, valid, invalid, at) in [
+        ("method", "method: POST", "method: PUT", "PUT"),
+        (
+            "query",
+            "query: {type: object, properties: {token: {type: string}}}",
+            "query: 5",
+            "5",
+        ),
+        (
+            "headers",
+            "headers: {type: object, properties: {X-Id: {type: string}}}",
+            "headers: [a]",
+            "[a]",
+        ),
+        (
+            "bindingVersion",
+            "bindingVersion: '0.1.0'",
+            "bindingVersion: 1",
+            "1\n",
+        ),
+    ] {
+        let good = chat3_with_channel_bindings(&format!("ws:\n  {valid}\n"));
+        for options in [lint(), gateway()] {
+            let c = check(&good, &options);
+            c.lacks(code);
+            c.no_errors();
+        }
+        let bad = chat3_with_channel_bindings(&format!("ws:\n  {invalid}\n"));
+        for options in [lint(), gateway()] {
+            let c = check(&bad, &options);
+            let found = c.all(code);
+            assert!(!found.is_empty(), "{field}: {}", c.dump());
+            for d in found {
+                c.assert_diag(
+                    d,
+                    Error,
+                    pos(&bad, at),
+                    &format!("/channels/room/bindings/ws/{field}"),
+                );
+            }
+        }
+    }
+    // A property the binding does not define.
+    let text = chat3_with_channel_bindings("ws:\n  verb: GET\n");
+    let c = check(&text, &gateway());
+    let d = c.expect(
+        code,
+        Error,
+        pos(&text, "verb"),
+        "/channels/room/bindings/ws/verb",
+    );
+    assert!(d.message.contains("`verb`"), "{}", d.message);
+}
+
+#[test]
+fn an_unknown_binding_version_is_a_warning_and_the_binding_is_not_checked() {
+    let text = chat3_with_channel_bindings("ws:\n  method: PUT\n  bindingVersion: '9.9.9'\n");
+    let c = check(&text, &lint());
+    let d = c.expect(
+        "asyncapi-binding-version-unknown",
+        Warning,
+        pos(&text, "'9.9.9'"),
+        "/channels/room/bindings/ws/bindingVersion",
+    );
+    assert!(
+        d.help.as_deref().is_some_and(|h| h.contains("`0.1.0`")),
+        "{d:?}"
+    );
+    c.lacks("asyncapi-binding-ws-invalid");
+    c.no_errors();
+}
+
+#[test]
+fn other_protocol_bindings_are_errors_under_lint_and_warnings_for_the_gateway() {
+    let code = "asyncapi-binding-invalid";
+    let text = chat3_with_channel_bindings("kafka:\n  partitions: -2\n  bindingVersion: '0.5.0'\n");
+    let c = check(&text, &lint());
+    c.expect(
+        code,
+        Error,
+        pos(&text, "-2"),
+        "/channels/room/bindings/kafka/partitions",
+    );
+    let c = check(&text, &gateway());
+    c.expect(
+        code,
+        Warning,
+        pos(&text, "-2"),
+        "/channels/room/bindings/kafka/partitions",
+    );
+    c.no_errors();
+    assert!(c.out.plan.is_some());
+
+    let fixed = edit(&text, "partitions: -2", "partitions: 3");
+    let c = check(&fixed, &lint());
+    c.lacks(code);
+    c.no_errors();
+
+    // 2.x: a message binding inside `oneOf`, and one in `components.messageBindings`.
+    let text = doc(r#"
+        asyncapi: 2.6.0
+        info:
+          title: Chat
+          version: 1.0.0
+          description: A chat.
+        channels:
+          /rooms:
+            publish:
+              message:
+                oneOf:
+                  - payload:
+                      type: string
+                    bindings:
+                      amqp:
+                        contentEncoding: 7
+        components:
+          messageBindings:
+            kept:
+              mqtt:
+                payloadFormatIndicator: 2
+    "#);
+    let c = check(&text, &lint());
+    let all = c.all(code);
+    assert_eq!(all.len(), 2, "{}", c.dump());
+    c.at(code, pos(&text, "7\n"));
+    c.at(code, pos(&text, "2\n"));
+    let fixed = edit(
+        &edit(&text, "contentEncoding: 7", "contentEncoding: gzip"),
+        "payloadFormatIndicator: 2",
+        "payloadFormatIndicator: 1",
+    );
+    let c = check(&fixed, &lint());
+    c.lacks(code);
+}
+
 #[test]
 fn missing_info_description_is_an_info_at_the_info_object() {
     let text = edit(&chat2(), "  description: A chat.\n", "");

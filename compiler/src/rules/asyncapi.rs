@@ -25,6 +25,7 @@ pub const SPEC_ONLY: &[&str] = &[
     "asyncapi-schema-discriminator",
     "asyncapi-server-key",
     "asyncapi-components-key",
+    "asyncapi-binding-invalid",
 ];
 
 /// Turns the [`SPEC_ONLY`] errors among `diags` into warnings, for a compilation for the gateway.
@@ -51,6 +52,7 @@ pub fn check(
     tags_unique(root, "", diags);
     schema_values(root, diags);
     message_examples(root, version, diags);
+    super::bindings::check(root, version, diags);
     if version.is_v3() {
         super::v3_links::check(files, file, diags);
     } else {
