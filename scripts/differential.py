@@ -61,6 +61,24 @@ DIFFERENCES = {
         "a server variable used but not declared has no value to build the URL with",
     ),
     "v3-channel-query": ("invalid", "a query or fragment in an address cannot be routed"),
+    # Bindings: the official parser checks none in 2.x.
+    **{
+        f"v2-binding-{name}": ("invalid", "2.x bindings are checked against their binding schemas")
+        for name in (
+            "ws-method-invalid",
+            "ws-query-invalid",
+            "ws-headers-invalid",
+            "ws-version-invalid",
+            "ws-unknown-field",
+            "kafka-invalid",
+            "mqtt-message-invalid",
+            "amqp-message-invalid",
+        )
+    },
+    "v3-binding-ws-version-unknown": (
+        "valid",
+        "an unknown bindingVersion is a warning and the binding is not checked",
+    ),
     # What the specification and the TCK forbid: errors under --lint, warnings for the gateway.
     "v2-discriminator-not-required": ("invalid", "spec MUST and TCK; a warning for the gateway"),
     "v3-discriminator-not-required": ("invalid", "spec MUST and TCK; a warning for the gateway"),
@@ -362,6 +380,67 @@ MUTATIONS_V3 = {
         or d["channels"].update(lobby={"$ref": "#/components/channels/lobby"})
     ),
 }
+
+def with_binding(where, protocol, value):
+    """A mutation adding `bindings.<protocol>` to the object `where(doc)` returns."""
+
+    def mutate(d):
+        where(d).setdefault("bindings", {})[protocol] = value
+
+    return m(mutate)
+
+
+def v2_channel(d):
+    return d["channels"][V2_ROOM]
+
+
+def v3_channel(d):
+    return d["channels"]["room"]
+
+
+def v2_message(d):
+    return d["components"]["messages"]["chat"]
+
+
+def v3_message(d):
+    return d["components"]["messages"]["chat"]
+
+
+# Binding documents, from the binding schemas: a valid and an invalid one per field of the ws
+# channel binding, a few for other protocols.
+for prefix, channel, message in (("v2", v2_channel, v2_message), ("v3", v3_channel, v3_message)):
+    target = MUTATIONS_V2 if prefix == "v2" else MUTATIONS_V3
+    target.update({
+        f"{prefix}-binding-ws-valid": with_binding(channel, "ws", {
+            "method": "GET",
+            "query": {"type": "object", "properties": {"token": {"type": "string"}}},
+            "headers": {"type": "object", "properties": {"X-Id": {"type": "string"}}},
+            "bindingVersion": "0.1.0",
+        }),
+        f"{prefix}-binding-ws-method-invalid": with_binding(channel, "ws", {"method": "PUT"}),
+        f"{prefix}-binding-ws-query-invalid": with_binding(channel, "ws", {"query": 5}),
+        f"{prefix}-binding-ws-headers-invalid": with_binding(channel, "ws", {"headers": ["a"]}),
+        f"{prefix}-binding-ws-version-invalid": with_binding(channel, "ws", {"bindingVersion": 1}),
+        f"{prefix}-binding-ws-version-unknown": with_binding(
+            channel, "ws", {"method": "GET", "bindingVersion": "9.9.9"}
+        ),
+        f"{prefix}-binding-ws-unknown-field": with_binding(channel, "ws", {"verb": "GET"}),
+        f"{prefix}-binding-kafka-valid": with_binding(
+            channel, "kafka", {"partitions": 3, "bindingVersion": "0.5.0"}
+        ),
+        f"{prefix}-binding-kafka-invalid": with_binding(
+            channel, "kafka", {"partitions": -2, "bindingVersion": "0.5.0"}
+        ),
+        f"{prefix}-binding-mqtt-message-invalid": with_binding(
+            message, "mqtt", {"payloadFormatIndicator": 2}
+        ),
+        f"{prefix}-binding-amqp-message-invalid": with_binding(
+            message, "amqp", {"contentEncoding": 7}
+        ),
+        f"{prefix}-binding-amqp-message-valid": with_binding(
+            message, "amqp", {"contentEncoding": "gzip", "bindingVersion": "0.3.0"}
+        ),
+    })
 
 SEEDS = [
     ("2.4.0", seed_v2, MUTATIONS_V2),
