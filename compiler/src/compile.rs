@@ -72,7 +72,16 @@ pub fn compile(inputs: &[PathBuf], options: &Options) -> Compilation {
         };
         let Some(root) = files.tree(id) else { continue };
         if root.get("asyncapi").is_none() {
-            if doc.explicit {
+            if doc.explicit && crate::wso2::is_project_file(&doc.path, root) {
+                let folder = doc
+                    .path
+                    .parent()
+                    .filter(|p| !p.as_os_str().is_empty())
+                    .unwrap_or(Path::new("."));
+                diags.push(Diagnostic::error("asyncapi-missing", "this is a WSO2 apictl project file (`api.yaml`), not an AsyncAPI document")
+                    .with_help(format!("compile the project folder instead: `compile {}` reads `Definitions/asyncapi.yaml` with this file's context, version and endpoints", folder.display()))
+                    .at(root.span, ""));
+            } else if doc.explicit {
                 diags.push(Diagnostic::error("asyncapi-missing", "this file has no `asyncapi` key, so it is not an AsyncAPI document")
                     .with_help("add `asyncapi: 3.1.0` (or the version you write) at the top; files that are only `$ref` targets belong in a folder, not on the command line")
                     .at(root.span, ""));
@@ -240,6 +249,29 @@ fn discover(input: &Path, found: &mut Vec<Found>, diags: &mut Vec<Diagnostic>, f
                 base: input.clone(),
                 explicit: false,
             }));
+        }
+        InputKind::File
+            if input
+                .extension()
+                .and_then(|e| e.to_str())
+                .is_some_and(|e| e.eq_ignore_ascii_case("zip")) =>
+        {
+            // What `apictl export api` writes. Not read: archives are not confined like folders.
+            let id = files.sources.add(input.clone(), String::new());
+            let folder = input.with_extension("");
+            diags.push(
+                Diagnostic::error(
+                    "input-archive",
+                    format!("`{}` is a zip archive, which `compile` does not read", input.display()),
+                )
+                .with_help(format!(
+                    "unzip it first and compile the project folder: `unzip {} -d {}` then `compile {}`",
+                    input.display(),
+                    folder.display(),
+                    folder.display()
+                ))
+                .at(file_start(id), ""),
+            );
         }
         InputKind::File => {
             let base = input.parent().map(Path::to_path_buf).unwrap_or_default();

@@ -726,6 +726,21 @@ fn lower_channels_v3(doc: &Resolved) -> Vec<Channel> {
         let Some(index) = channel_id.and_then(|id| channels.iter().position(|c| c.id == id)) else {
             continue;
         };
+        // WSO2's publisher writes `x-auth-type` on 3.x operations. The channel's own value wins;
+        // among its operations, anything but `None` wins (fail closed).
+        if let Some(op_auth) = located_string(op, "x-auth-type", &op_pointer) {
+            let auth = &mut channels[index].auth_type;
+            let replace = match auth {
+                None => true,
+                Some(current) => {
+                    current.pointer.starts_with("/operations/")
+                        && current.value.eq_ignore_ascii_case("none")
+                }
+            };
+            if replace {
+                *auth = Some(op_auth);
+            }
+        }
         let messages = operation_messages(doc, op, channel_node, &key.name);
         // A reply (request/reply, as in the Kraken example) travels the other way, on the reply's
         // channel if it names one, else on the operation's own.

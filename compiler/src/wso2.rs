@@ -76,3 +76,12 @@ pub fn project_for(files: &mut Files, spec: &Path, diags: &mut Vec<Diagnostic>) 
         sandbox: endpoint("sandbox_endpoints"),
     }
 }
+
+/// Whether `path` is an apictl project's `api.yaml` (named so, with `type: api` or a `data` map).
+pub fn is_project_file(path: &Path, root: &Node) -> bool {
+    let named = path
+        .file_name()
+        .and_then(|n| n.to_str())
+        .is_some_and(|n| n == "api.yaml" || n == "api.yml");
+    named && (root.get("type").and_then(Node::as_str) == Some("api") || root.get("data").is_some())
+}

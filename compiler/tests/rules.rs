@@ -2123,6 +2123,28 @@ fn other_protocol_bindings_are_errors_under_lint_and_warnings_for_the_gateway() 
 }
 
 #[test]
+fn a_zip_archive_is_refused_with_unzip_it_first() {
+    let dir = tempfile::tempdir().unwrap();
+    let zip = write(dir.path(), "ChatAPI-1.0.0.zip", b"PK\x03\x04 not really");
+    let out = compile(std::slice::from_ref(&zip), &Options::default());
+    let codes: Vec<&str> = out.diagnostics.iter().map(|d| d.code).collect();
+    assert_eq!(codes, ["input-archive"], "{:#?}", out.diagnostics);
+    let d = &out.diagnostics[0];
+    assert!(d.is_error());
+    assert!(
+        d.help.as_deref().is_some_and(|h| h.contains("unzip")
+            && h.contains(&dir.path().join("ChatAPI-1.0.0").display().to_string())),
+        "{d:?}"
+    );
+    assert!(out.plan.is_none());
+
+    // A document named `.json` next to it is read as usual.
+    let spec = write(dir.path(), "api.json", "{}");
+    let out = compile(&[spec], &Options::default());
+    assert!(!out.diagnostics.iter().any(|d| d.code == "input-archive"));
+}
+
+#[test]
 fn missing_info_description_is_an_info_at_the_info_object() {
     let text = edit(&chat2(), "  description: A chat.\n", "");
     let c = check(&text, &gateway());

@@ -197,13 +197,22 @@ fn check_version(api: &Api, cx: &Context, diags: &mut Vec<Diagnostic>) -> Option
     Some(version.value.clone())
 }
 
+fn with_leading_slash(context: &str) -> String {
+    if context.starts_with('/') {
+        context.to_string()
+    } else {
+        format!("/{context}")
+    }
+}
+
 fn check_context(api: &Api, cx: &Context, diags: &mut Vec<Diagnostic>) -> Option<String> {
     let from_spec = api.gateway.as_ref().and_then(|g| g.get("context"));
     let (text, span, pointer) = match (from_spec, cx.project.context.as_ref(), cx.fallback_context)
     {
         (Some(n), _, _) => (n.as_str()?.to_string(), n.span, "/x-gateway/context"),
-        (None, Some(n), _) => (n.as_str()?.to_string(), n.span, "/data/context"),
-        (None, None, Some(flag)) => (flag.to_string(), api.root_span, ""),
+        // WSO2's publisher writes contexts without the leading `/` (`{version}/websocket`).
+        (None, Some(n), _) => (with_leading_slash(n.as_str()?), n.span, "/data/context"),
+        (None, None, Some(flag)) => (with_leading_slash(flag), api.root_span, ""),
         (None, None, None) => {
             diags.push(Diagnostic::error("gateway-context-missing", format!("the API `{}` has no context, so the gateway does not know where to serve it", api.title))
                 .with_help("add `x-gateway: {context: /your-api}` at the root, or pass `--context /your-api`").at(api.root_span, ""));
@@ -398,6 +407,17 @@ fn check_url(text: &str, span: Span, pointer: &str, diags: &mut Vec<Diagnostic>)
             format!("the endpoint `{text}` still has an unresolved `{{variable}}`"),
             "give the server variable a `default`, or write the URL out",
         );
+    }
+    // `localhost:9000` parses as a URL with the scheme `localhost`: say what was meant.
+    if !text.contains("://") {
+        let guess = format!("ws://{text}");
+        if url::Url::parse(&guess).is_ok_and(|u| u.host_str().is_some_and(|h| !h.is_empty())) {
+            return bad(
+                "gateway-endpoint-scheme",
+                format!("the endpoint `{text}` has no scheme"),
+                &format!("did you mean `{guess}`? (`wss://` for TLS)"),
+            );
+        }
     }
     let url = match url::Url::parse(text) {
         Ok(u) => u,
