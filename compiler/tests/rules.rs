@@ -2145,6 +2145,77 @@ fn a_zip_archive_is_refused_with_unzip_it_first() {
 }
 
 #[test]
+fn unmapped_topics_of_a_wso2_export_go_to_the_bare_endpoint() {
+    // WSO2's markers (`x-auth-type`) in a document with a `production` server.
+    let text = edit(
+        &chat2(),
+        "x-gateway:\n  context: /chat\n  endpoints:\n    production: 'echo:'\n",
+        "x-gateway:\n  context: /chat\nservers:\n  production:\n    url: ws://backend:8080/ws\n    protocol: ws\n",
+    );
+    let text = edit(
+        &text,
+        "    publish:\n",
+        "    x-auth-type: Any\n    publish:\n",
+    );
+    let c = check(&text, &gateway());
+    let d = c.expect(
+        "gateway-unmapped-topic",
+        Info,
+        pos(&text, "/rooms/{roomId}:"),
+        "/channels/~1rooms~1{roomId}",
+    );
+    assert!(d.message.contains("bare endpoint"), "{}", d.message);
+    let route = &c.out.plan.as_ref().expect("a plan").apis[0].routes[0];
+    assert_eq!(route.backend_path, "");
+
+    // Explicit either way, without the info.
+    for (choice, path) in [("append", "/rooms/{roomId}"), ("endpoint", "")] {
+        let explicit = edit(
+            &text,
+            "x-gateway:\n  context: /chat\n",
+            &format!("x-gateway:\n  context: /chat\n  unmappedTopics: {choice}\n"),
+        );
+        let c = check(&explicit, &gateway());
+        c.lacks("gateway-unmapped-topic");
+        c.no_errors();
+        assert_eq!(
+            c.out.plan.unwrap().apis[0].routes[0].backend_path,
+            path,
+            "{choice}"
+        );
+    }
+    let c = check(
+        &edit(
+            &text,
+            "x-gateway:\n  context: /chat\n",
+            "x-gateway:\n  context: /chat\n  unmappedTopics: sometimes\n",
+        ),
+        &gateway(),
+    );
+    c.at("gateway-extension", pos_after(&c.text, "unmappedTopics: "));
+
+    // A mapped topic keeps its mapping; a plain AsyncAPI document appends the address.
+    let mapped = edit(
+        &text,
+        "    x-auth-type: Any\n",
+        "    x-auth-type: Any\n    x-uri-mapping: /r/{roomId}\n",
+    );
+    let c = check(&mapped, &gateway());
+    c.lacks("gateway-unmapped-topic");
+    assert_eq!(
+        c.out.plan.unwrap().apis[0].routes[0].backend_path,
+        "/r/{roomId}"
+    );
+    let plain = edit(&text, "    x-auth-type: Any\n", "");
+    let c = check(&plain, &gateway());
+    c.lacks("gateway-unmapped-topic");
+    assert_eq!(
+        c.out.plan.unwrap().apis[0].routes[0].backend_path,
+        "/rooms/{roomId}"
+    );
+}
+
+#[test]
 fn missing_info_description_is_an_info_at_the_info_object() {
     let text = edit(&chat2(), "  description: A chat.\n", "");
     let c = check(&text, &gateway());
@@ -2496,7 +2567,14 @@ fn api_yaml_version_disagreeing_with_the_document_is_a_warning_in_api_yaml() {
 
     std::fs::write(&project, api_yaml.replace("2.0.0", "1.0.0")).unwrap();
     let out = compile(&[spec], &gateway());
-    assert!(out.diagnostics.is_empty(), "{:?}", out.diagnostics);
+    // A WSO2 project: its unmapped topic goes to the bare endpoint, with an info saying so.
+    assert!(
+        out.diagnostics
+            .iter()
+            .all(|d| d.code == "gateway-unmapped-topic"),
+        "{:?}",
+        out.diagnostics
+    );
 }
 
 #[test]
@@ -2610,7 +2688,14 @@ fn invalid_lifecycle_in_api_yaml_is_reported_in_api_yaml() {
 
     std::fs::write(&project, api_yaml.replace("LIVE", "Published")).unwrap();
     let out = compile(&[spec], &gateway());
-    assert!(out.diagnostics.is_empty(), "{:?}", out.diagnostics);
+    // A WSO2 project: its unmapped topic goes to the bare endpoint, with an info saying so.
+    assert!(
+        out.diagnostics
+            .iter()
+            .all(|d| d.code == "gateway-unmapped-topic"),
+        "{:?}",
+        out.diagnostics
+    );
 }
 
 #[test]

@@ -113,6 +113,7 @@ pub fn check(api: &Api, cx: &Context, diags: &mut Vec<Diagnostic>) -> Option<Pla
     let context = substitute_version(&context_template, &version);
     let default_context = default_version.then(|| without_version(&context_template));
     let mut routes = build_routes(api, &context, diags);
+    unmapped_topics(api, cx, &mut routes, diags);
     attach_route_policies(api, &mut routes, &throttling, &validation, diags);
     if diags.iter().filter(|d| d.is_error()).count() > errors_before {
         return None;
@@ -384,6 +385,65 @@ fn endpoint_from_text(
                 .at(span, pointer),
             );
             None
+        }
+    }
+}
+
+/// Where a topic without `x-uri-mapping` goes. AsyncAPI's reading appends its address to the
+/// endpoint; WSO2 sends it to the bare endpoint. A WSO2 export (an `api.yaml` beside it, or WSO2's
+/// `x-uri-mapping`/`x-auth-type` in a document with a `production` server) follows WSO2 and says so
+/// per topic; `x-gateway.unmappedTopics` makes the choice explicit either way.
+fn unmapped_topics(api: &Api, cx: &Context, routes: &mut [Route], diags: &mut Vec<Diagnostic>) {
+    let explicit = api
+        .gateway
+        .as_ref()
+        .and_then(|g| g.get("unmappedTopics"))
+        .and_then(Node::as_str);
+    let wso2_markers = api.servers.iter().any(|s| s.name == "production")
+        && api.channels.iter().any(|c| {
+            c.auth_type.is_some()
+                || c.mapping.is_some()
+                || c.operations.iter().any(|o| o.mapping.is_some())
+        });
+    let is_wso2_export = cx.project.file.is_some() || wso2_markers;
+    let to_endpoint = match explicit {
+        Some("endpoint") => true,
+        Some(_) => false,
+        None => is_wso2_export,
+    };
+    if !to_endpoint {
+        return;
+    }
+    let is_mapped = |c: &crate::model::Channel| {
+        c.mapping.is_some() || c.operations.iter().any(|o| o.mapping.is_some())
+    };
+    let mapped: Vec<&str> = api
+        .channels
+        .iter()
+        .filter(|c| is_mapped(c))
+        .map(|c| c.id.as_str())
+        .collect();
+    for channel in api.channels.iter().filter(|c| !is_mapped(c)) {
+        // A route that merges a mapped channel keeps that mapping.
+        let Some(route) = routes.iter_mut().find(|r| {
+            r.channels.iter().any(|c| c == &channel.id)
+                && !r.channels.iter().any(|c| mapped.contains(&c.as_str()))
+        }) else {
+            continue;
+        };
+        route.backend_path = String::new();
+        if explicit.is_none() {
+            diags.push(
+                Diagnostic::info(
+                    "gateway-unmapped-topic",
+                    format!(
+                        "the topic `{}` has no `x-uri-mapping`; as in WSO2, it goes to the bare endpoint",
+                        route.topic
+                    ),
+                )
+                .with_help("add `x-uri-mapping` to send it to a path, or set `x-gateway.unmappedTopics: append` (the endpoint plus the topic's address) or `endpoint` to say so")
+                .at(channel.span, channel.pointer.clone()),
+            );
         }
     }
 }
