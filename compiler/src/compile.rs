@@ -109,9 +109,19 @@ pub fn compile(inputs: &[PathBuf], options: &Options) -> Compilation {
         if !options.lint {
             rules::asyncapi::for_gateway(&mut diags[first..]);
         }
-        let api = model::lower(id, version, &resolved);
+        let mut api = model::lower(id, version, &resolved);
         if !options.lint {
             let project = crate::wso2::project_for(&mut files, &doc.path, &mut diags);
+            crate::wso2::import_report(&files, &project, &mut diags);
+            // The publisher's description, when the document has none, opens the docs.
+            if api.description.is_none() {
+                api.description = project
+                    .description
+                    .as_ref()
+                    .and_then(Node::as_str)
+                    .filter(|d| !d.trim().is_empty())
+                    .map(str::to_string);
+            }
             let source = SourceRef {
                 file: relative_display(&doc.path, &doc.base),
                 sha256: format!(

@@ -2216,6 +2216,43 @@ fn unmapped_topics_of_a_wso2_export_go_to_the_bare_endpoint() {
 }
 
 #[test]
+fn an_api_yaml_setting_portico_does_not_use_is_a_warning_in_api_yaml() {
+    let dir = tempfile::tempdir().unwrap();
+    let api_yaml =
+        "type: api\ndata:\n  context: /chat\n  version: 1.0.0\n  visibility: RESTRICTED\n";
+    let project = write(dir.path(), "Chat/api.yaml", api_yaml);
+    let spec = write(
+        dir.path(),
+        "Chat/Definitions/asyncapi.yaml",
+        edit(&chat2(), "  context: /chat\n", ""),
+    );
+    let out = compile(std::slice::from_ref(&spec), &gateway());
+    let found: Vec<_> = out
+        .diagnostics
+        .iter()
+        .filter(|d| d.code == "gateway-import-ignored")
+        .collect();
+    assert_eq!(found.len(), 1, "{:?}", out.diagnostics);
+    let d = found[0];
+    let span = d.span.unwrap();
+    assert_eq!(d.severity, Warning);
+    assert_eq!(out.files.path(span.file), project.as_path());
+    assert_eq!((span.line, span.col), pos(api_yaml, "visibility"));
+    assert_eq!(d.pointer, "/data/visibility");
+    assert!(out.plan.is_some(), "a warning does not block the plan");
+
+    std::fs::write(&project, api_yaml.replace("RESTRICTED", "PUBLIC")).unwrap();
+    let out = compile(&[spec], &gateway());
+    assert!(
+        !out.diagnostics
+            .iter()
+            .any(|d| d.code == "gateway-import-ignored"),
+        "{:?}",
+        out.diagnostics
+    );
+}
+
+#[test]
 fn missing_info_description_is_an_info_at_the_info_object() {
     let text = edit(&chat2(), "  description: A chat.\n", "");
     let c = check(&text, &gateway());

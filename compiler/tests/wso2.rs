@@ -493,3 +493,98 @@ fn compiling_api_yaml_itself_says_to_compile_the_project_folder() {
         .unwrap();
     assert!(!d.message.contains("WSO2"), "{}", d.message);
 }
+
+#[test]
+fn every_api_yaml_setting_portico_does_not_use_is_a_warning_at_its_line() {
+    let api_yaml = r#"type: api
+version: v4.2.0
+data:
+  id: 6f1c2a
+  name: ChatAPI
+  description: Chat rooms over WebSocket.
+  context: /chat/{version}
+  version: 1.0.0
+  provider: admin
+  lifeCycleStatus: PUBLISHED
+  isDefaultVersion: true
+  type: WS
+  transport: [http, https]
+  visibility: RESTRICTED
+  visibleRoles: []
+  policies: [Gold]
+  businessInformation:
+    businessOwner: Jane
+  additionalProperties:
+    - name: team
+      value: chat
+  corsConfiguration:
+    corsConfigurationEnabled: true
+  accessControl: NONE
+  endpointConfig:
+    endpoint_type: load_balance
+    production_endpoints:
+      - url: ws://chat-backend-1:8080
+      - url: ws://chat-backend-2:8080
+    sandbox_endpoints:
+      url: ws://chat-sandbox.internal:8080
+    endpoint_security:
+      production:
+        enabled: true
+        type: BASIC
+  createdTime: '2024-01-01'
+"#;
+    let export = tempfile::tempdir().unwrap();
+    let project = write(export.path(), "api.yaml", api_yaml);
+    write(export.path(), "Definitions/asyncapi.yaml", spec_text());
+    let out = compile(&[export.path().to_path_buf()], &Options::default());
+    let mut warned: Vec<(u32, String)> = out
+        .diagnostics
+        .iter()
+        .filter(|d| d.code == "gateway-import-ignored")
+        .map(|d| {
+            let span = d.span.unwrap();
+            assert_eq!(out.files.path(span.file), project.as_path(), "{d:?}");
+            assert!(!d.is_error());
+            (span.line, d.pointer.clone())
+        })
+        .collect();
+    warned.sort();
+    let line = |needle: &str| pos(api_yaml, needle).0;
+    let expected: Vec<(u32, String)> = [
+        ("visibility:", "/data/visibility"),
+        ("policies:", "/data/policies"),
+        ("businessInformation:", "/data/businessInformation"),
+        ("additionalProperties:", "/data/additionalProperties"),
+        ("corsConfiguration:", "/data/corsConfiguration"),
+        ("endpoint_type:", "/data/endpointConfig/endpoint_type"),
+        (
+            "production_endpoints:",
+            "/data/endpointConfig/production_endpoints",
+        ),
+        (
+            "endpoint_security:",
+            "/data/endpointConfig/endpoint_security",
+        ),
+    ]
+    .into_iter()
+    .map(|(n, p)| (line(n), p.to_string()))
+    .collect();
+    assert_eq!(warned, expected, "{:#?}", out.diagnostics);
+
+    // What it does use is read, including the description (into the docs).
+    let api = &out.apis[0];
+    assert_eq!(
+        api.description.as_deref(),
+        Some("Chat rooms over WebSocket.")
+    );
+
+    // The chat export (with only defaults and bookkeeping besides) reports nothing.
+    let out = compile(&[chat_export()], &Options::default());
+    assert!(
+        !out.diagnostics
+            .iter()
+            .any(|d| d.code == "gateway-import-ignored"),
+        "{:#?}",
+        out.diagnostics
+    );
+}
