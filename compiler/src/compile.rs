@@ -65,7 +65,7 @@ pub fn compile(inputs: &[PathBuf], options: &Options) -> Compilation {
     found.retain(|f| seen.insert(f.path.clone()));
     let mut documents = Vec::new();
     let mut apis = Vec::new();
-    let mut plan_apis: Vec<(PlanApi, FileId)> = Vec::new();
+    let mut plan_apis: Vec<(PlanApi, FileId, ContextSource)> = Vec::new();
     for doc in &found {
         let Some(id) = files.load(&doc.path, &mut diags) else {
             continue;
@@ -135,7 +135,8 @@ pub fn compile(inputs: &[PathBuf], options: &Options) -> Compilation {
                 source,
             };
             if let Some(plan_api) = rules::gateway::check(&api, &cx, &mut diags) {
-                plan_apis.push((plan_api, id));
+                let written = context_source(&files, id, &project);
+                plan_apis.push((plan_api, id, written));
             }
         }
         apis.push(api);
@@ -146,7 +147,7 @@ pub fn compile(inputs: &[PathBuf], options: &Options) -> Compilation {
     diagnostics::sort(&mut diags);
     dedupe(&mut diags);
     let plan = (!options.lint && !diags.iter().any(Diagnostic::is_error))
-        .then(|| Plan::new(plan_apis.into_iter().map(|(a, _)| a).collect()));
+        .then(|| Plan::new(plan_apis.into_iter().map(|(a, _, _)| a).collect()));
     Compilation {
         files,
         diagnostics: diags,
@@ -315,9 +316,31 @@ fn relative_display(path: &Path, base: &Path) -> String {
 
 /// Contexts (after `{version}` substitution) must be unique across the folder, and so must default
 /// contexts.
-fn check_contexts_unique(files: &Files, apis: &[(PlanApi, FileId)], diags: &mut Vec<Diagnostic>) {
-    for (i, (api, id)) in apis.iter().enumerate() {
-        for (other, other_id) in &apis[..i] {
+/// Where an API's context is written: `x-gateway.context`, else `api.yaml`'s `context`, else the
+/// document (for `--context`), as a span and a pointer in that file.
+type ContextSource = (crate::source::Span, &'static str);
+
+fn context_source(files: &Files, id: FileId, project: &crate::wso2::ApiProject) -> ContextSource {
+    let root = files.tree(id);
+    if let Some(n) = root
+        .and_then(|r| r.get("x-gateway"))
+        .and_then(|g| g.get("context"))
+    {
+        return (n.span, "/x-gateway/context");
+    }
+    if let Some(n) = &project.context {
+        return (n.span, "/data/context");
+    }
+    (root.map(|r| r.span).unwrap_or(file_start(id)), "")
+}
+
+fn check_contexts_unique(
+    files: &Files,
+    apis: &[(PlanApi, FileId, ContextSource)],
+    diags: &mut Vec<Diagnostic>,
+) {
+    for (i, (api, id, (span, pointer))) in apis.iter().enumerate() {
+        for (other, other_id, _) in &apis[..i] {
             let clash = if api.context == other.context {
                 Some(api.context.clone())
             } else if api.default_context.is_some() && api.default_context == other.default_context
@@ -330,20 +353,11 @@ fn check_contexts_unique(files: &Files, apis: &[(PlanApi, FileId)], diags: &mut 
                 None
             };
             if let Some(path) = clash {
-                let span = files
-                    .tree(*id)
-                    .and_then(|r| {
-                        r.get("x-gateway")
-                            .and_then(|g| g.get("context"))
-                            .map(|n| n.span)
-                            .or(Some(r.span))
-                    })
-                    .unwrap_or(file_start(*id));
                 diags.push(Diagnostic::error("gateway-context-duplicate", format!(
                     "`{}` and `{}` both serve `{path}`",
                     files.path(*id).display(), files.path(*other_id).display()))
                     .with_help("give each API (or each version of it) its own context; at most one version may be the default")
-                    .at(span, "/x-gateway/context"));
+                    .at(*span, *pointer));
             }
         }
     }

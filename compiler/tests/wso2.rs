@@ -588,3 +588,31 @@ data:
         out.diagnostics
     );
 }
+
+#[test]
+fn a_duplicate_context_from_api_yaml_is_reported_in_api_yaml() {
+    let exports = tempfile::tempdir().unwrap();
+    let api_yaml = std::fs::read_to_string(chat_export().join("api.yaml")).unwrap();
+    for project in ["ChatAPI-1.0.0", "ChatCopy-1.0.0"] {
+        write(exports.path(), &format!("{project}/api.yaml"), &api_yaml);
+        write(
+            exports.path(),
+            &format!("{project}/Definitions/asyncapi.yaml"),
+            spec_text(),
+        );
+    }
+    let out = compile(&[exports.path().to_path_buf()], &Options::default());
+    let d = out
+        .diagnostics
+        .iter()
+        .find(|d| d.code == "gateway-context-duplicate")
+        .unwrap_or_else(|| panic!("{:#?}", out.diagnostics));
+    let span = d.span.unwrap();
+    assert!(
+        out.files.path(span.file).ends_with("api.yaml"),
+        "{}",
+        out.files.path(span.file).display()
+    );
+    assert_eq!((span.line, span.col), pos(&api_yaml, "/chat/{version}"));
+    assert_eq!(d.pointer, "/data/context");
+}
