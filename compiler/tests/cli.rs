@@ -132,7 +132,6 @@ fn usage_errors_exit_2() {
         &["--format", "xml", "api.yaml"],
         &[],
         &["--out"],
-        &["--context", "chat", "api.yaml"],
     ] {
         let out = run(dir.path(), args);
         assert_eq!(code(&out), 2, "{args:?}: {}", stderr(&out));
@@ -493,6 +492,20 @@ fn context_flag_serves_a_spec_without_x_gateway_context() {
     let plan =
         Plan::from_json(&std::fs::read_to_string(dir.path().join("o/plan.json")).unwrap()).unwrap();
     assert_eq!(plan.apis[0].context, "/talk/1.0.0");
+
+    // As WSO2's publisher writes it, without the leading `/`.
+    let out = run(
+        dir.path(),
+        &["--context", "{version}/websocket", "api.yaml", "--out", "w"],
+    );
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let plan =
+        Plan::from_json(&std::fs::read_to_string(dir.path().join("w/plan.json")).unwrap()).unwrap();
+    assert_eq!(plan.apis[0].context, "/1.0.0/websocket");
+    assert_eq!(
+        plan.apis[0].routes[0].pattern,
+        "/1.0.0/websocket/rooms/{roomId}"
+    );
 }
 
 #[test]
