@@ -160,15 +160,18 @@ pub fn drop_schema_errors_inside_bindings(
     collect(root, version, &mut found);
     diags.retain(|d| {
         d.code != "schema"
-            || !found.iter().any(|(_, bindings, pointer)| {
+            || !found.iter().any(|(kind, bindings, pointer)| {
                 d.pointer
                     .strip_prefix(pointer.as_str())
                     .and_then(|rest| rest.strip_prefix('/'))
                     .and_then(|rest| rest.split('/').next())
                     .is_some_and(|protocol| {
-                        bindings
-                            .get(&crate::source::unescape_pointer_token(protocol))
-                            .is_some_and(|b| b.as_map().is_some())
+                        let protocol = crate::source::unescape_pointer_token(protocol);
+                        // Only where [`check`] reports instead.
+                        catalogue().contains_key(&(folder(&protocol).to_string(), kind.file()))
+                            && bindings
+                                .get(&protocol)
+                                .is_some_and(|b| b.as_map().is_some())
                     })
             })
     });
