@@ -85,6 +85,10 @@ DIFFERENCES = {
     "v2-server-key-invalid": ("invalid", "spec pattern and TCK; a warning for the gateway"),
     "v3-server-key-invalid": ("invalid", "spec pattern and TCK; a warning for the gateway"),
     "v2-component-key-invalid": ("invalid", "spec pattern and TCK; a warning for the gateway"),
+    "v2-server-variable-default-not-in-enum": (
+        "invalid",
+        "TCK: invalid; a warning for the gateway",
+    ),
     "v3-component-key-invalid": ("invalid", "spec pattern and TCK; a warning for the gateway"),
 }
 

@@ -888,7 +888,7 @@ fn v2_server_url_variables_must_be_declared_used_and_allowed() {
     );
     let c = check(&text, &lint());
     let code = "asyncapi2-server-variables";
-    assert_eq!(c.all(code).len(), 3, "{}", c.dump());
+    assert_eq!(c.all(code).len(), 2, "{}", c.dump());
     let undeclared = c.at(code, pos(&text, "ws://{host}"));
     c.assert_diag(
         undeclared,
@@ -901,12 +901,12 @@ fn v2_server_url_variables_must_be_declared_used_and_allowed() {
         "{}",
         undeclared.message
     );
-    // Not in the enum: a warning (the specification does not require it; the gateway uses the
-    // default as written).
-    let default = c.at(code, pos(&text, "'8080'"));
+    // Not in the enum: an error under --lint (the TCK calls it invalid), a warning for the gateway
+    // (the official parser accepts it; the gateway uses the default as written).
+    let default = c.at("asyncapi-server-variable-enum", pos(&text, "'8080'"));
     c.assert_diag(
         default,
-        Warning,
+        Error,
         pos(&text, "'8080'"),
         "/servers/production/variables/port/default",
     );
@@ -932,6 +932,14 @@ fn v2_server_url_variables_must_be_declared_used_and_allowed() {
     let c = check(&servers2(&fixed), &lint());
     c.lacks(code);
     c.no_errors();
+
+    let gateway_run = check(&text, &gateway());
+    assert_eq!(
+        gateway_run.one("asyncapi-server-variable-enum").severity,
+        Warning,
+        "{}",
+        gateway_run.dump()
+    );
 }
 
 #[test]
