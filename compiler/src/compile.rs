@@ -65,14 +65,23 @@ pub fn compile(inputs: &[PathBuf], options: &Options) -> Compilation {
     found.retain(|f| seen.insert(f.path.clone()));
     let mut documents = Vec::new();
     let mut apis = Vec::new();
-    let mut plan_apis: Vec<(PlanApi, FileId)> = Vec::new();
+    let mut plan_apis: Vec<(PlanApi, FileId, ContextSource)> = Vec::new();
     for doc in &found {
         let Some(id) = files.load(&doc.path, &mut diags) else {
             continue;
         };
         let Some(root) = files.tree(id) else { continue };
         if root.get("asyncapi").is_none() {
-            if doc.explicit {
+            if doc.explicit && crate::wso2::is_project_file(&doc.path, root) {
+                let folder = doc
+                    .path
+                    .parent()
+                    .filter(|p| !p.as_os_str().is_empty())
+                    .unwrap_or(Path::new("."));
+                diags.push(Diagnostic::error("asyncapi-missing", "this is a WSO2 apictl project file (`api.yaml`), not an AsyncAPI document")
+                    .with_help(format!("compile the project folder instead: `compile {}` reads `Definitions/asyncapi.yaml` with this file's context, version and endpoints", folder.display()))
+                    .at(root.span, ""));
+            } else if doc.explicit {
                 diags.push(Diagnostic::error("asyncapi-missing", "this file has no `asyncapi` key, so it is not an AsyncAPI document")
                     .with_help("add `asyncapi: 3.1.0` (or the version you write) at the top; files that are only `$ref` targets belong in a folder, not on the command line")
                     .at(root.span, ""));
@@ -86,11 +95,33 @@ pub fn compile(inputs: &[PathBuf], options: &Options) -> Compilation {
         let Some(resolved) = crate::refs::resolve(&mut files, id, &mut diags) else {
             continue;
         };
+        let before_schema = diags.len();
         crate::schema::validate(&resolved.root, version, &mut diags);
+        let mut schema_diags = diags.split_off(before_schema);
+        rules::bindings::drop_schema_errors_inside_bindings(
+            &resolved.root,
+            version,
+            &mut schema_diags,
+        );
+        diags.append(&mut schema_diags);
+        let first = diags.len();
         rules::asyncapi::check(&files, id, version, &resolved, &mut diags);
-        let api = model::lower(id, version, &resolved);
+        if !options.lint {
+            rules::asyncapi::for_gateway(&mut diags[first..]);
+        }
+        let mut api = model::lower(id, version, &resolved);
         if !options.lint {
             let project = crate::wso2::project_for(&mut files, &doc.path, &mut diags);
+            crate::wso2::import_report(&files, &project, &mut diags);
+            // The publisher's description, when the document has none, opens the docs.
+            if api.description.is_none() {
+                api.description = project
+                    .description
+                    .as_ref()
+                    .and_then(Node::as_str)
+                    .filter(|d| !d.trim().is_empty())
+                    .map(str::to_string);
+            }
             let source = SourceRef {
                 file: relative_display(&doc.path, &doc.base),
                 sha256: format!(
@@ -104,7 +135,8 @@ pub fn compile(inputs: &[PathBuf], options: &Options) -> Compilation {
                 source,
             };
             if let Some(plan_api) = rules::gateway::check(&api, &cx, &mut diags) {
-                plan_apis.push((plan_api, id));
+                let written = context_source(&files, id, &project);
+                plan_apis.push((plan_api, id, written));
             }
         }
         apis.push(api);
@@ -115,7 +147,7 @@ pub fn compile(inputs: &[PathBuf], options: &Options) -> Compilation {
     diagnostics::sort(&mut diags);
     dedupe(&mut diags);
     let plan = (!options.lint && !diags.iter().any(Diagnostic::is_error))
-        .then(|| Plan::new(plan_apis.into_iter().map(|(a, _)| a).collect()));
+        .then(|| Plan::new(plan_apis.into_iter().map(|(a, _, _)| a).collect()));
     Compilation {
         files,
         diagnostics: diags,
@@ -229,6 +261,29 @@ fn discover(input: &Path, found: &mut Vec<Found>, diags: &mut Vec<Diagnostic>, f
                 explicit: false,
             }));
         }
+        InputKind::File
+            if input
+                .extension()
+                .and_then(|e| e.to_str())
+                .is_some_and(|e| e.eq_ignore_ascii_case("zip")) =>
+        {
+            // What `apictl export api` writes. Not read: archives are not confined like folders.
+            let id = files.sources.add(input.clone(), String::new());
+            let folder = input.with_extension("");
+            diags.push(
+                Diagnostic::error(
+                    "input-archive",
+                    format!("`{}` is a zip archive, which `compile` does not read", input.display()),
+                )
+                .with_help(format!(
+                    "unzip it first and compile the project folder: `unzip {} -d {}` then `compile {}`",
+                    input.display(),
+                    folder.display(),
+                    folder.display()
+                ))
+                .at(file_start(id), ""),
+            );
+        }
         InputKind::File => {
             let base = input.parent().map(Path::to_path_buf).unwrap_or_default();
             found.push(Found {
@@ -261,9 +316,31 @@ fn relative_display(path: &Path, base: &Path) -> String {
 
 /// Contexts (after `{version}` substitution) must be unique across the folder, and so must default
 /// contexts.
-fn check_contexts_unique(files: &Files, apis: &[(PlanApi, FileId)], diags: &mut Vec<Diagnostic>) {
-    for (i, (api, id)) in apis.iter().enumerate() {
-        for (other, other_id) in &apis[..i] {
+/// Where an API's context is written: `x-gateway.context`, else `api.yaml`'s `context`, else the
+/// document (for `--context`), as a span and a pointer in that file.
+type ContextSource = (crate::source::Span, &'static str);
+
+fn context_source(files: &Files, id: FileId, project: &crate::wso2::ApiProject) -> ContextSource {
+    let root = files.tree(id);
+    if let Some(n) = root
+        .and_then(|r| r.get("x-gateway"))
+        .and_then(|g| g.get("context"))
+    {
+        return (n.span, "/x-gateway/context");
+    }
+    if let Some(n) = &project.context {
+        return (n.span, "/data/context");
+    }
+    (root.map(|r| r.span).unwrap_or(file_start(id)), "")
+}
+
+fn check_contexts_unique(
+    files: &Files,
+    apis: &[(PlanApi, FileId, ContextSource)],
+    diags: &mut Vec<Diagnostic>,
+) {
+    for (i, (api, id, (span, pointer))) in apis.iter().enumerate() {
+        for (other, other_id, _) in &apis[..i] {
             let clash = if api.context == other.context {
                 Some(api.context.clone())
             } else if api.default_context.is_some() && api.default_context == other.default_context
@@ -276,20 +353,11 @@ fn check_contexts_unique(files: &Files, apis: &[(PlanApi, FileId)], diags: &mut 
                 None
             };
             if let Some(path) = clash {
-                let span = files
-                    .tree(*id)
-                    .and_then(|r| {
-                        r.get("x-gateway")
-                            .and_then(|g| g.get("context"))
-                            .map(|n| n.span)
-                            .or(Some(r.span))
-                    })
-                    .unwrap_or(file_start(*id));
                 diags.push(Diagnostic::error("gateway-context-duplicate", format!(
                     "`{}` and `{}` both serve `{path}`",
                     files.path(*id).display(), files.path(*other_id).display()))
                     .with_help("give each API (or each version of it) its own context; at most one version may be the default")
-                    .at(span, "/x-gateway/context"));
+                    .at(*span, *pointer));
             }
         }
     }

@@ -41,7 +41,8 @@ struct Cli {
     #[arg(long)]
     lint: bool,
 
-    /// Context for documents that do not name one (as WSO2 exports, which keep it outside).
+    /// Context for documents that do not name one (as WSO2 exports, which keep it outside). A
+    /// missing leading `/` is added, as WSO2's publisher writes it (`{version}/websocket`).
     #[arg(long, value_name = "CONTEXT")]
     context: Option<String>,
 
@@ -104,12 +105,6 @@ fn main() -> ExitCode {
     };
     options.limits.max_files = cli.max_files;
     options.limits.max_total_bytes = cli.max_total_mib.saturating_mul(1024 * 1024);
-    if let Some(ctx) = &cli.context {
-        if !ctx.starts_with('/') {
-            eprintln!("error: --context must start with `/` (got `{ctx}`)");
-            return ExitCode::from(2);
-        }
-    }
     let docs_options = match docs::normalize_base_url(&cli.docs_base_url) {
         Ok(base_url) => docs::Options {
             base_url,

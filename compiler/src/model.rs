@@ -535,6 +535,22 @@ fn lower_scopes(op: &Node, pointer: &str) -> Vec<Located<String>> {
     scopes
 }
 
+/// The value of `field` once an AsyncAPI 2 operation's or message's `traits` are applied, and the
+/// index of the trait that set it (`None`: the object's own). 2.x applies traits as JSON Merge
+/// Patches over the object, in order, so the last trait that sets the field wins over the object's
+/// own value (3.x does the opposite: the object wins).
+pub(crate) fn v2_merged<'a>(object: &'a Node, field: &str) -> Option<(&'a Node, Option<usize>)> {
+    let from_trait = object
+        .get("traits")
+        .and_then(Node::as_seq)
+        .unwrap_or(&[])
+        .iter()
+        .enumerate()
+        .rev()
+        .find_map(|(i, t)| t.get(field).map(|v| (v, Some(i))));
+    from_trait.or_else(|| object.get(field).map(|v| (v, None)))
+}
+
 /// A message's name: its `name`, else its `messageId`, else the component key it was defined under,
 /// else a positional name.
 fn lower_message(doc: &Resolved, node: &Node, fallback: String) -> Message {
@@ -618,7 +634,7 @@ fn lower_channels_v2(doc: &Resolved) -> Vec<Channel> {
                 }
             }
             operations.push(Operation {
-                id: string(op.get("operationId")),
+                id: string(v2_merged(op, "operationId").map(|(id, _)| id)),
                 direction,
                 summary: string(op.get("summary")),
                 description: string(op.get("description")),
@@ -710,6 +726,21 @@ fn lower_channels_v3(doc: &Resolved) -> Vec<Channel> {
         let Some(index) = channel_id.and_then(|id| channels.iter().position(|c| c.id == id)) else {
             continue;
         };
+        // WSO2's publisher writes `x-auth-type` on 3.x operations. The channel's own value wins;
+        // among its operations, anything but `None` wins (fail closed).
+        if let Some(op_auth) = located_string(op, "x-auth-type", &op_pointer) {
+            let auth = &mut channels[index].auth_type;
+            let replace = match auth {
+                None => true,
+                Some(current) => {
+                    current.pointer.starts_with("/operations/")
+                        && current.value.eq_ignore_ascii_case("none")
+                }
+            };
+            if replace {
+                *auth = Some(op_auth);
+            }
+        }
         let messages = operation_messages(doc, op, channel_node, &key.name);
         // A reply (request/reply, as in the Kraken example) travels the other way, on the reply's
         // channel if it names one, else on the operation's own.

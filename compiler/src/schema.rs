@@ -218,6 +218,29 @@ pub fn validate_extension(
     );
 }
 
+/// Validates a binding object's value (found at `prefix`) against its vendored binding schema.
+pub fn validate_binding(
+    node: &Node,
+    prefix: &str,
+    schema: &Value,
+    validator: &jsonschema::Validator,
+    code: &'static str,
+    diags: &mut Vec<Diagnostic>,
+) {
+    report(
+        &errors_of(validator, &node.to_json()),
+        node,
+        prefix,
+        schema,
+        code,
+        &Vocabulary {
+            root: "the binding",
+            owner: "AsyncAPI",
+        },
+        diags,
+    );
+}
+
 fn report(
     errors: &[ValidationError<'static>],
     doc: &Node,

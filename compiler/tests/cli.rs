@@ -132,7 +132,6 @@ fn usage_errors_exit_2() {
         &["--format", "xml", "api.yaml"],
         &[],
         &["--out"],
-        &["--context", "chat", "api.yaml"],
     ] {
         let out = run(dir.path(), args);
         assert_eq!(code(&out), 2, "{args:?}: {}", stderr(&out));
@@ -185,6 +184,24 @@ fn deny_warnings_turns_warnings_into_exit_1() {
     let dir = folder_with(&edit(&clean(), "  description: A chat.\n", ""));
     let out = run(dir.path(), &["--deny-warnings", "api.yaml"]);
     assert_eq!(code(&out), 0, "{}", stderr(&out));
+}
+
+#[test]
+fn deny_warnings_blocks_what_only_the_specification_forbids() {
+    // A discriminator that is not required: accepted (a warning) for the gateway, refused with
+    // --deny-warnings and by --lint.
+    let text = format!(
+        "{}components:\n  schemas:\n    pet:\n      type: object\n      discriminator: kind\n      properties:\n        kind:\n          type: string\n",
+        clean()
+    );
+    let dir = folder_with(&text);
+    let out = run(dir.path(), &["api.yaml"]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert!(stderr(&out).contains("asyncapi-schema-discriminator"));
+    let out = run(dir.path(), &["--deny-warnings", "api.yaml"]);
+    assert_eq!(code(&out), 1, "{}", stderr(&out));
+    let out = run(dir.path(), &["--lint", "api.yaml"]);
+    assert_eq!(code(&out), 1, "{}", stderr(&out));
 }
 
 #[test]
@@ -475,6 +492,20 @@ fn context_flag_serves_a_spec_without_x_gateway_context() {
     let plan =
         Plan::from_json(&std::fs::read_to_string(dir.path().join("o/plan.json")).unwrap()).unwrap();
     assert_eq!(plan.apis[0].context, "/talk/1.0.0");
+
+    // As WSO2's publisher writes it, without the leading `/`.
+    let out = run(
+        dir.path(),
+        &["--context", "{version}/websocket", "api.yaml", "--out", "w"],
+    );
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let plan =
+        Plan::from_json(&std::fs::read_to_string(dir.path().join("w/plan.json")).unwrap()).unwrap();
+    assert_eq!(plan.apis[0].context, "/1.0.0/websocket");
+    assert_eq!(
+        plan.apis[0].routes[0].pattern,
+        "/1.0.0/websocket/rooms/{roomId}"
+    );
 }
 
 #[test]

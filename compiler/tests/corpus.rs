@@ -63,6 +63,21 @@ fn errors(out: &Compilation) -> Vec<String> {
         .collect()
 }
 
+/// The 2.6 examples (tag v2.6.0) predate the binding versions `@asyncapi/specs` now ships and
+/// omit `bindingVersion`, so the latest is assumed, as the specification says: their `http`
+/// operation bindings use `type` (and `headers`), an `amqp` message binding uses `replyTo`, and
+/// one `http` message binding nests a whole bindings object. `--lint` reports these; compiling for
+/// the gateway they are warnings. The 3.1 examples have none.
+fn known_binding_errors(path: &Path) -> usize {
+    let name = path.file_name().unwrap().to_str().unwrap();
+    let in_2_6 = path.to_string_lossy().contains("spec-examples-2.6");
+    match name {
+        "gitter-streaming.yml" if in_2_6 => 2,
+        "operation-security.yml" | "rpc-client.yml" | "rpc-server.yml" if in_2_6 => 1,
+        _ => 0,
+    }
+}
+
 #[test]
 fn every_specification_example_passes_lint_except_the_one_with_a_remote_ref() {
     let mut documents = 0;
@@ -89,8 +104,21 @@ fn every_specification_example_passes_lint_except_the_one_with_a_remote_ref() {
                 );
                 continue;
             }
-            if !errs.is_empty() {
-                failures.push(format!("{}:\n  {}", path.display(), errs.join("\n  ")));
+            let expected_bindings = known_binding_errors(&path);
+            let binding_errors = errs
+                .iter()
+                .filter(|e| e.starts_with("asyncapi-binding-invalid "))
+                .count();
+            let others: Vec<&String> = errs
+                .iter()
+                .filter(|e| !e.starts_with("asyncapi-binding-invalid "))
+                .collect();
+            if binding_errors != expected_bindings || !others.is_empty() {
+                failures.push(format!(
+                    "{} ({expected_bindings} binding errors expected):\n  {}",
+                    path.display(),
+                    errs.join("\n  ")
+                ));
             }
         }
     }
@@ -116,7 +144,13 @@ fn specification_example_folders_lint_as_a_whole() {
             );
             assert!(!errs.is_empty());
         } else {
-            assert!(errs.is_empty(), "{errs:#?}");
+            // Only the binding errors `known_binding_errors` lists.
+            assert!(
+                errs.iter()
+                    .all(|e| e.starts_with("asyncapi-binding-invalid ")),
+                "{errs:#?}"
+            );
+            assert_eq!(errs.len(), 5, "{errs:#?}");
         }
     }
 }

@@ -888,7 +888,7 @@ fn v2_server_url_variables_must_be_declared_used_and_allowed() {
     );
     let c = check(&text, &lint());
     let code = "asyncapi2-server-variables";
-    assert_eq!(c.all(code).len(), 3, "{}", c.dump());
+    assert_eq!(c.all(code).len(), 2, "{}", c.dump());
     let undeclared = c.at(code, pos(&text, "ws://{host}"));
     c.assert_diag(
         undeclared,
@@ -901,7 +901,9 @@ fn v2_server_url_variables_must_be_declared_used_and_allowed() {
         "{}",
         undeclared.message
     );
-    let default = c.at(code, pos(&text, "'8080'"));
+    // Not in the enum: an error under --lint (the TCK calls it invalid), a warning for the gateway
+    // (the official parser accepts it; the gateway uses the default as written).
+    let default = c.at("asyncapi-server-variable-enum", pos(&text, "'8080'"));
     c.assert_diag(
         default,
         Error,
@@ -930,6 +932,14 @@ fn v2_server_url_variables_must_be_declared_used_and_allowed() {
     let c = check(&servers2(&fixed), &lint());
     c.lacks(code);
     c.no_errors();
+
+    let gateway_run = check(&text, &gateway());
+    assert_eq!(
+        gateway_run.one("asyncapi-server-variable-enum").severity,
+        Warning,
+        "{}",
+        gateway_run.dump()
+    );
 }
 
 #[test]
@@ -1281,6 +1291,18 @@ fn discriminator_must_be_a_required_property() {
         "/components/schemas/pet/discriminator",
     );
 
+    // Compiling for the gateway it is a warning: the official parser and generator accept it, and
+    // the gateway serves the document correctly.
+    let c = check(&text, &gateway());
+    c.expect(
+        "asyncapi-schema-discriminator",
+        Warning,
+        pos(&text, "kind\n"),
+        "/components/schemas/pet/discriminator",
+    );
+    c.no_errors();
+    assert!(c.out.plan.is_some());
+
     let fixed = edit(
         &text,
         "      discriminator: kind\n",
@@ -1289,6 +1311,34 @@ fn discriminator_must_be_a_required_property() {
     let c = check(&fixed, &lint());
     c.lacks("asyncapi-schema-discriminator");
     c.no_errors();
+}
+
+#[test]
+fn spec_only_errors_are_warnings_when_compiling_for_the_gateway() {
+    // Server and component names the specification's patterns refuse (the AsyncAPI TCK calls such
+    // documents invalid; the official parser accepts them): errors under `--lint` only.
+    let text = format!(
+        "{}components:\n  messages:\n    chat message:\n      payload:\n        type: string\n",
+        servers2(
+            r#"
+              my server:
+                url: ws://localhost
+                protocol: ws
+            "#
+        )
+    );
+    let lint_run = check(&text, &lint());
+    let gateway_run = check(&text, &gateway());
+    for code in ["asyncapi-server-key", "asyncapi-components-key"] {
+        assert_eq!(lint_run.one(code).severity, Error, "{}", lint_run.dump());
+        assert_eq!(
+            gateway_run.one(code).severity,
+            Warning,
+            "{}",
+            gateway_run.dump()
+        );
+    }
+    gateway_run.no_errors();
 }
 
 #[test]
@@ -1342,9 +1392,10 @@ fn message_examples_only_take_known_keys_and_valid_payloads() {
     assert_eq!(c.all(code).len(), 2, "{}", c.dump());
     let base = "/channels/~1rooms~1{roomId}/publish/message/examples/0";
     let payload = c.at(code, pos(&text, "5\n"));
+    // 2.x: an error, as in the official parser.
     c.assert_diag(
         payload,
-        Warning,
+        Error,
         pos(&text, "5\n"),
         &format!("{base}/payload"),
     );
@@ -1358,6 +1409,41 @@ fn message_examples_only_take_known_keys_and_valid_payloads() {
         "          - payload: hello\n            name: greeting\n",
     );
     let c = check(&fixed, &lint());
+    assert!(c.out.diagnostics.is_empty(), "{}", c.dump());
+}
+
+#[test]
+fn v3_message_example_not_matching_its_schema_stays_a_warning() {
+    let text = edit(
+        &chat3(),
+        "        payload:\n          type: string\n",
+        "        payload:\n          type: string\n        examples:\n          - payload: 5\n",
+    );
+    let c = check(&text, &lint());
+    c.expect(
+        "asyncapi-message-examples",
+        Warning,
+        pos(&text, "5\n"),
+        "/channels/room/messages/chat/examples/0/payload",
+    );
+    c.no_errors();
+}
+
+#[test]
+fn v2_message_example_headers_not_matching_their_schema_are_an_error() {
+    let text = edit(
+        &chat2(),
+        "        payload:\n          type: string\n",
+        "        headers:\n          type: object\n          properties:\n            id: {type: integer}\n        payload:\n          type: string\n        examples:\n          - headers: {id: seven}\n",
+    );
+    let c = check(&text, &lint());
+    c.expect(
+        "asyncapi-message-examples",
+        Error,
+        pos(&text, "{id: seven}"),
+        "/channels/~1rooms~1{roomId}/publish/message/examples/0/headers",
+    );
+    let c = check(&edit(&text, "{id: seven}", "{id: 7}"), &lint());
     assert!(c.out.diagnostics.is_empty(), "{}", c.dump());
 }
 
@@ -1406,6 +1492,71 @@ fn v2_operation_ids_and_message_ids_are_unique() {
     );
     let c = check(&fixed, &lint());
     assert!(c.out.diagnostics.is_empty(), "{}", c.dump());
+}
+
+#[test]
+fn v2_operation_traits_merge_as_json_merge_patch_so_the_traits_id_wins() {
+    // `publish` says `send`, but its trait replaces that with `notify` (2.x: the trait wins), so
+    // the `send` of `subscribe` is no duplicate, while a third operation's `notify` is.
+    let text = doc(r#"
+        asyncapi: 2.6.0
+        info:
+          title: Chat
+          version: 1.0.0
+          description: A chat.
+        channels:
+          /rooms:
+            publish:
+              operationId: send
+              traits:
+                - $ref: '#/components/operationTraits/first'
+                - $ref: '#/components/operationTraits/renamed'
+              message:
+                payload:
+                  type: string
+            subscribe:
+              operationId: send
+              message:
+                payload:
+                  type: string
+          /lobby:
+            publish:
+              operationId: notify
+              message:
+                payload:
+                  type: string
+        components:
+          operationTraits:
+            first:
+              operationId: first
+            renamed:
+              operationId: notify
+    "#);
+    let c = check(&text, &lint());
+    // Found at `/lobby`'s own id; the first use is the trait's (its copy keeps the definition's
+    // position, in `components`).
+    let d = c.expect(
+        "asyncapi2-operation-operationId-uniqueness",
+        Error,
+        pos(&text, "notify\n      message"),
+        "/channels/~1lobby/publish/operationId",
+    );
+    let trait_line = pos_nth(&text, "operationId: notify", 1).0;
+    assert!(
+        d.message.contains("`notify`")
+            && d.message.contains(&format!("first on line {trait_line}")),
+        "{}",
+        d.message
+    );
+
+    let fixed = edit(
+        &text,
+        "operationId: notify\n      message",
+        "operationId: announce\n      message",
+    );
+    let c = check(&fixed, &lint());
+    c.lacks("asyncapi2-operation-operationId-uniqueness");
+    c.no_errors();
 }
 
 #[test]
@@ -1488,8 +1639,190 @@ fn v3_operation_may_reference_the_same_component_its_channel_references() {
               payload:
                 type: string
     "#);
+    // The same definition, so the gateway serves it; but the specification says the link goes
+    // through the channel (and the official parser rejects it): a warning naming the right spelling.
     let c = check(&text, &lint());
+    let d = c.expect(
+        "asyncapi3-operation-messages-from-referred-channel",
+        Warning,
+        pos_nth(&text, "'#/components/messages/chat'", 1),
+        "/operations/sendChat/messages/0/$ref",
+    );
+    assert!(
+        d.help
+            .as_deref()
+            .is_some_and(|h| h.contains("'#/channels/room/messages/chat'")),
+        "{d:?}"
+    );
+    c.no_errors();
+
+    let fixed = edit(
+        &text,
+        "      - $ref: '#/components/messages/chat'",
+        "      - $ref: '#/channels/room/messages/chat'",
+    );
+    let c = check(&fixed, &lint());
     assert!(c.out.diagnostics.is_empty(), "{}", c.dump());
+}
+
+#[test]
+fn v3_operation_message_in_components_but_not_in_its_channel_is_an_error() {
+    let text = edit(
+        &chat3(),
+        "- $ref: '#/channels/room/messages/chat'",
+        "- $ref: '#/components/messages/other'",
+    );
+    let text = format!(
+        "{text}components:\n  messages:\n    other:\n      payload:\n        type: integer\n"
+    );
+    let c = check(&text, &lint());
+    c.expect(
+        "asyncapi3-operation-messages-from-referred-channel",
+        Error,
+        pos(&text, "'#/components/messages/other'"),
+        "/operations/sendChat/messages/0/$ref",
+    );
+}
+
+#[test]
+fn v3_operation_channel_and_messages_must_be_reference_objects() {
+    let text = edit(
+        &chat3(),
+        "    channel:\n      $ref: '#/channels/room'\n",
+        "    channel: room\n",
+    );
+    let c = check(&text, &lint());
+    let d = c.expect(
+        "schema",
+        Error,
+        pos(&text, "room\n    messages"),
+        "/operations/sendChat/channel",
+    );
+    assert!(d.message.contains("Reference Object"), "{}", d.message);
+    assert!(
+        d.help
+            .as_deref()
+            .is_some_and(|h| h.contains("'#/channels/room'")),
+        "{d:?}"
+    );
+
+    let text = edit(
+        &chat3(),
+        "      - $ref: '#/channels/room/messages/chat'",
+        "      - chat",
+    );
+    let c = check(&text, &lint());
+    let d = c.expect(
+        "schema",
+        Error,
+        pos_after(&text, "      - "),
+        "/operations/sendChat/messages/0",
+    );
+    assert!(
+        d.help
+            .as_deref()
+            .is_some_and(|h| h.contains("'#/channels/room/messages/chat'")),
+        "{d:?}"
+    );
+
+    // An inline message instead of a reference.
+    let text = edit(
+        &chat3(),
+        "      - $ref: '#/channels/room/messages/chat'",
+        "      - payload: {type: string}",
+    );
+    let c = check(&text, &lint());
+    c.expect(
+        "schema",
+        Error,
+        pos(&text, "payload: {type"),
+        "/operations/sendChat/messages/0",
+    );
+
+    check(&chat3(), &lint()).lacks("schema");
+}
+
+#[test]
+fn v3_reply_messages_must_belong_to_the_replys_channel() {
+    let text = edit(
+        &chat3(),
+        "operations:\n",
+        "  lobby:\n    address: /lobby\n    messages:\n      hello:\n        payload:\n          type: string\noperations:\n",
+    );
+    let text = format!("{text}    reply:\n      channel:\n        $ref: '#/channels/lobby'\n      messages:\n        - $ref: '#/channels/room/messages/chat'\n");
+    let c = check(&text, &lint());
+    let d = c.expect(
+        "asyncapi3-reply-messages-from-referred-channel",
+        Error,
+        pos_nth(&text, "'#/channels/room/messages/chat'", 1),
+        "/operations/sendChat/reply/messages/0/$ref",
+    );
+    assert!(d.message.contains("reply of `sendChat`"), "{}", d.message);
+
+    let fixed = edit(
+        &text,
+        "        - $ref: '#/channels/room/messages/chat'",
+        "        - $ref: '#/channels/lobby/messages/hello'",
+    );
+    let c = check(&fixed, &lint());
+    c.lacks("asyncapi3-reply-messages-from-referred-channel");
+    c.no_errors();
+
+    // Without its own `channel`, a reply travels on the operation's: its messages belong there.
+    let no_channel = edit(
+        &text,
+        "      channel:\n        $ref: '#/channels/lobby'\n",
+        "",
+    );
+    let c = check(&no_channel, &lint());
+    c.lacks("asyncapi3-reply-messages-from-referred-channel");
+    c.no_errors();
+    let wrong = edit(
+        &fixed,
+        "      channel:\n        $ref: '#/channels/lobby'\n",
+        "",
+    );
+    let c = check(&wrong, &lint());
+    c.expect(
+        "asyncapi3-reply-messages-from-referred-channel",
+        Error,
+        pos(&wrong, "'#/channels/lobby/messages/hello'"),
+        "/operations/sendChat/reply/messages/0/$ref",
+    );
+}
+
+#[test]
+fn v3_reply_in_components_is_checked_once_where_it_is_written() {
+    let text = edit(
+        &chat3(),
+        "operations:\n",
+        "  lobby:\n    address: /lobby\n    messages:\n      hello:\n        payload:\n          type: string\noperations:\n",
+    );
+    let text = format!("{text}    reply:\n      $ref: '#/components/replies/answer'\ncomponents:\n  replies:\n    answer:\n      channel: lobby\n      messages:\n        - $ref: '#/channels/room/messages/chat'\n");
+    let c = check(&text, &lint());
+    c.expect(
+        "schema",
+        Error,
+        pos(&text, "lobby\n      messages"),
+        "/components/replies/answer/channel",
+    );
+    // The reply's channel is unusable, so its messages are checked against nothing rather than guessed.
+    c.lacks("asyncapi3-reply-messages-from-referred-channel");
+
+    let text = edit(
+        &text,
+        "      channel: lobby\n",
+        "      channel:\n        $ref: '#/channels/lobby'\n",
+    );
+    let c = check(&text, &lint());
+    let all = c.all("asyncapi3-reply-messages-from-referred-channel");
+    assert_eq!(all.len(), 1, "{}", c.dump());
+    c.assert_diag(
+        all[0],
+        Error,
+        pos_nth(&text, "'#/channels/room/messages/chat'", 1),
+        "/components/replies/answer/messages/0/$ref",
+    );
 }
 
 #[test]
@@ -1537,6 +1870,396 @@ fn v3_channel_may_list_two_different_servers() {
     );
     let c = check(&text, &lint());
     c.no_errors();
+}
+
+#[test]
+fn v3_channel_servers_given_as_names_are_errors() {
+    let text = edit(
+        &chat3(),
+        "channels:\n",
+        "servers:\n  production:\n    host: localhost\n    protocol: ws\nchannels:\n",
+    );
+    let text = edit(
+        &text,
+        "    parameters:\n",
+        "    servers: [production]\n    parameters:\n",
+    );
+    let c = check(&text, &lint());
+    let d = c.expect(
+        "asyncapi3-channel-servers",
+        Error,
+        pos(&text, "production]"),
+        "/channels/room/servers/0",
+    );
+    assert!(d.message.contains("the name `production`"), "{}", d.message);
+    assert!(
+        d.help
+            .as_deref()
+            .is_some_and(|h| h.contains("$ref: '#/servers/production'")),
+        "{d:?}"
+    );
+
+    let fixed = edit(&text, "[production]", "[$ref: '#/servers/production']");
+    let c = check(&fixed, &lint());
+    c.lacks("asyncapi3-channel-servers");
+    c.no_errors();
+}
+
+#[test]
+fn v3_channel_defined_in_components_is_checked_where_it_is_written() {
+    let text = edit(
+        &chat3(),
+        "channels:\n",
+        "servers:\n  production:\n    host: localhost\n    protocol: ws\nchannels:\n  lobby:\n    $ref: '#/components/channels/lobby'\n",
+    );
+    let text = format!("{text}components:\n  channels:\n    lobby:\n      address: /lobby\n      servers: [prod]\n");
+    let c = check(&text, &lint());
+    c.expect(
+        "asyncapi3-channel-servers",
+        Error,
+        pos(&text, "prod]"),
+        "/components/channels/lobby/servers/0",
+    );
+}
+
+#[test]
+fn v2_channel_servers_must_be_declared_servers() {
+    let text = edit(
+        &chat2(),
+        "channels:\n",
+        "servers:\n  production:\n    url: ws://localhost\n    protocol: ws\nchannels:\n",
+    );
+    let text = edit(
+        &text,
+        "    parameters:\n",
+        "    servers: [prodution]\n    parameters:\n",
+    );
+    let c = check(&text, &lint());
+    let d = c.expect(
+        "asyncapi2-channel-servers",
+        Error,
+        pos(&text, "prodution"),
+        "/channels/~1rooms~1{roomId}/servers/0",
+    );
+    assert!(
+        d.help
+            .as_deref()
+            .is_some_and(|h| h.contains("`production`")),
+        "{d:?}"
+    );
+
+    let c = check(&edit(&text, "prodution", "production"), &lint());
+    c.lacks("asyncapi2-channel-servers");
+    c.no_errors();
+}
+
+#[test]
+fn v3_channel_parameters_without_an_address_are_an_error() {
+    let text = edit(
+        &chat3(),
+        "    address: /rooms/{roomId}\n",
+        "    address: null\n",
+    );
+    let c = check(&text, &lint());
+    c.expect(
+        "asyncapi3-channel-parameters",
+        Error,
+        pos(&text, "parameters:"),
+        "/channels/room/parameters",
+    );
+    let without = edit(&text, "    address: null\n", "");
+    let c = check(&without, &lint());
+    c.expect(
+        "asyncapi3-channel-parameters",
+        Error,
+        pos(&without, "parameters:"),
+        "/channels/room/parameters",
+    );
+
+    let fixed = edit(&text, "    parameters:\n      roomId: {}\n", "");
+    let c = check(&fixed, &lint());
+    c.lacks("asyncapi3-channel-parameters");
+    c.no_errors();
+}
+
+/// chat3 with `bindings` (indented for the channel `room`) added to the channel.
+fn chat3_with_channel_bindings(bindings: &str) -> String {
+    edit(
+        &chat3(),
+        "    parameters:\n",
+        &format!("    bindings:\n{}    parameters:\n", indent(bindings, 6)),
+    )
+}
+
+#[test]
+fn ws_channel_binding_fields_are_checked_against_the_binding_schema() {
+    let code = "asyncapi-binding-ws-invalid";
+    // One valid and one invalid document per field of the ws channel binding.
+    for (field, valid, invalid, at) in [
+        ("method", "method: POST", "method: PUT", "PUT"),
+        (
+            "query",
+            "query: {type: object, properties: {token: {type: string}}}",
+            "query: 5",
+            "5",
+        ),
+        (
+            "headers",
+            "headers: {type: object, properties: {X-Id: {type: string}}}",
+            "headers: [a]",
+            "[a]",
+        ),
+        (
+            "bindingVersion",
+            "bindingVersion: '0.1.0'",
+            "bindingVersion: 1",
+            "1\n",
+        ),
+    ] {
+        let good = chat3_with_channel_bindings(&format!("ws:\n  {valid}\n"));
+        for options in [lint(), gateway()] {
+            let c = check(&good, &options);
+            c.lacks(code);
+            c.no_errors();
+        }
+        let bad = chat3_with_channel_bindings(&format!("ws:\n  {invalid}\n"));
+        for options in [lint(), gateway()] {
+            let c = check(&bad, &options);
+            let found = c.all(code);
+            assert!(!found.is_empty(), "{field}: {}", c.dump());
+            // Reported once, by the binding check, not also by the document schema.
+            c.lacks("schema");
+            for d in found {
+                c.assert_diag(
+                    d,
+                    Error,
+                    pos(&bad, at),
+                    &format!("/channels/room/bindings/ws/{field}"),
+                );
+            }
+        }
+    }
+    // A property the binding does not define.
+    let text = chat3_with_channel_bindings("ws:\n  verb: GET\n");
+    let c = check(&text, &gateway());
+    let d = c.expect(
+        code,
+        Error,
+        pos(&text, "verb"),
+        "/channels/room/bindings/ws/verb",
+    );
+    assert!(d.message.contains("`verb`"), "{}", d.message);
+}
+
+#[test]
+fn an_unknown_binding_version_is_a_warning_and_the_binding_is_not_checked() {
+    let text = chat3_with_channel_bindings("ws:\n  method: PUT\n  bindingVersion: '9.9.9'\n");
+    let c = check(&text, &lint());
+    let d = c.expect(
+        "asyncapi-binding-version-unknown",
+        Warning,
+        pos(&text, "'9.9.9'"),
+        "/channels/room/bindings/ws/bindingVersion",
+    );
+    assert!(
+        d.help.as_deref().is_some_and(|h| h.contains("`0.1.0`")),
+        "{d:?}"
+    );
+    c.lacks("asyncapi-binding-ws-invalid");
+    c.no_errors();
+}
+
+#[test]
+fn other_protocol_bindings_are_errors_under_lint_and_warnings_for_the_gateway() {
+    let code = "asyncapi-binding-invalid";
+    let text = chat3_with_channel_bindings("kafka:\n  partitions: -2\n  bindingVersion: '0.5.0'\n");
+    let c = check(&text, &lint());
+    c.expect(
+        code,
+        Error,
+        pos(&text, "-2"),
+        "/channels/room/bindings/kafka/partitions",
+    );
+    let c = check(&text, &gateway());
+    c.expect(
+        code,
+        Warning,
+        pos(&text, "-2"),
+        "/channels/room/bindings/kafka/partitions",
+    );
+    c.no_errors();
+    assert!(c.out.plan.is_some());
+
+    let fixed = edit(&text, "partitions: -2", "partitions: 3");
+    let c = check(&fixed, &lint());
+    c.lacks(code);
+    c.no_errors();
+
+    // 2.x: a message binding inside `oneOf`, and one in `components.messageBindings`.
+    let text = doc(r#"
+        asyncapi: 2.6.0
+        info:
+          title: Chat
+          version: 1.0.0
+          description: A chat.
+        channels:
+          /rooms:
+            publish:
+              message:
+                oneOf:
+                  - payload:
+                      type: string
+                    bindings:
+                      amqp:
+                        contentEncoding: 7
+        components:
+          messageBindings:
+            kept:
+              mqtt:
+                payloadFormatIndicator: 2
+    "#);
+    let c = check(&text, &lint());
+    let all = c.all(code);
+    assert_eq!(all.len(), 2, "{}", c.dump());
+    c.at(code, pos(&text, "7\n"));
+    c.at(code, pos(&text, "2\n"));
+    let fixed = edit(
+        &edit(&text, "contentEncoding: 7", "contentEncoding: gzip"),
+        "payloadFormatIndicator: 2",
+        "payloadFormatIndicator: 1",
+    );
+    let c = check(&fixed, &lint());
+    c.lacks(code);
+}
+
+#[test]
+fn a_zip_archive_is_refused_with_unzip_it_first() {
+    let dir = tempfile::tempdir().unwrap();
+    let zip = write(dir.path(), "ChatAPI-1.0.0.zip", b"PK\x03\x04 not really");
+    let out = compile(std::slice::from_ref(&zip), &Options::default());
+    let codes: Vec<&str> = out.diagnostics.iter().map(|d| d.code).collect();
+    assert_eq!(codes, ["input-archive"], "{:#?}", out.diagnostics);
+    let d = &out.diagnostics[0];
+    assert!(d.is_error());
+    assert!(
+        d.help.as_deref().is_some_and(|h| h.contains("unzip")
+            && h.contains(&dir.path().join("ChatAPI-1.0.0").display().to_string())),
+        "{d:?}"
+    );
+    assert!(out.plan.is_none());
+
+    // A document named `.json` next to it is read as usual.
+    let spec = write(dir.path(), "api.json", "{}");
+    let out = compile(&[spec], &Options::default());
+    assert!(!out.diagnostics.iter().any(|d| d.code == "input-archive"));
+}
+
+#[test]
+fn unmapped_topics_of_a_wso2_export_go_to_the_bare_endpoint() {
+    // WSO2's markers (`x-auth-type`) in a document with a `production` server.
+    let text = edit(
+        &chat2(),
+        "x-gateway:\n  context: /chat\n  endpoints:\n    production: 'echo:'\n",
+        "x-gateway:\n  context: /chat\nservers:\n  production:\n    url: ws://backend:8080/ws\n    protocol: ws\n",
+    );
+    let text = edit(
+        &text,
+        "    publish:\n",
+        "    x-auth-type: Any\n    publish:\n",
+    );
+    let c = check(&text, &gateway());
+    let d = c.expect(
+        "gateway-unmapped-topic",
+        Info,
+        pos(&text, "/rooms/{roomId}:"),
+        "/channels/~1rooms~1{roomId}",
+    );
+    assert!(d.message.contains("bare endpoint"), "{}", d.message);
+    let route = &c.out.plan.as_ref().expect("a plan").apis[0].routes[0];
+    assert_eq!(route.backend_path, "");
+
+    // Explicit either way, without the info.
+    for (choice, path) in [("append", "/rooms/{roomId}"), ("endpoint", "")] {
+        let explicit = edit(
+            &text,
+            "x-gateway:\n  context: /chat\n",
+            &format!("x-gateway:\n  context: /chat\n  unmappedTopics: {choice}\n"),
+        );
+        let c = check(&explicit, &gateway());
+        c.lacks("gateway-unmapped-topic");
+        c.no_errors();
+        assert_eq!(
+            c.out.plan.unwrap().apis[0].routes[0].backend_path,
+            path,
+            "{choice}"
+        );
+    }
+    let c = check(
+        &edit(
+            &text,
+            "x-gateway:\n  context: /chat\n",
+            "x-gateway:\n  context: /chat\n  unmappedTopics: sometimes\n",
+        ),
+        &gateway(),
+    );
+    c.at("gateway-extension", pos_after(&c.text, "unmappedTopics: "));
+
+    // A mapped topic keeps its mapping; a plain AsyncAPI document appends the address.
+    let mapped = edit(
+        &text,
+        "    x-auth-type: Any\n",
+        "    x-auth-type: Any\n    x-uri-mapping: /r/{roomId}\n",
+    );
+    let c = check(&mapped, &gateway());
+    c.lacks("gateway-unmapped-topic");
+    assert_eq!(
+        c.out.plan.unwrap().apis[0].routes[0].backend_path,
+        "/r/{roomId}"
+    );
+    let plain = edit(&text, "    x-auth-type: Any\n", "");
+    let c = check(&plain, &gateway());
+    c.lacks("gateway-unmapped-topic");
+    assert_eq!(
+        c.out.plan.unwrap().apis[0].routes[0].backend_path,
+        "/rooms/{roomId}"
+    );
+}
+
+#[test]
+fn an_api_yaml_setting_portico_does_not_use_is_a_warning_in_api_yaml() {
+    let dir = tempfile::tempdir().unwrap();
+    let api_yaml =
+        "type: api\ndata:\n  context: /chat\n  version: 1.0.0\n  visibility: RESTRICTED\n";
+    let project = write(dir.path(), "Chat/api.yaml", api_yaml);
+    let spec = write(
+        dir.path(),
+        "Chat/Definitions/asyncapi.yaml",
+        edit(&chat2(), "  context: /chat\n", ""),
+    );
+    let out = compile(std::slice::from_ref(&spec), &gateway());
+    let found: Vec<_> = out
+        .diagnostics
+        .iter()
+        .filter(|d| d.code == "gateway-import-ignored")
+        .collect();
+    assert_eq!(found.len(), 1, "{:?}", out.diagnostics);
+    let d = found[0];
+    let span = d.span.unwrap();
+    assert_eq!(d.severity, Warning);
+    assert_eq!(out.files.path(span.file), project.as_path());
+    assert_eq!((span.line, span.col), pos(api_yaml, "visibility"));
+    assert_eq!(d.pointer, "/data/visibility");
+    assert!(out.plan.is_some(), "a warning does not block the plan");
+
+    std::fs::write(&project, api_yaml.replace("RESTRICTED", "PUBLIC")).unwrap();
+    let out = compile(&[spec], &gateway());
+    assert!(
+        !out.diagnostics
+            .iter()
+            .any(|d| d.code == "gateway-import-ignored"),
+        "{:?}",
+        out.diagnostics
+    );
 }
 
 #[test]
@@ -1891,7 +2614,14 @@ fn api_yaml_version_disagreeing_with_the_document_is_a_warning_in_api_yaml() {
 
     std::fs::write(&project, api_yaml.replace("2.0.0", "1.0.0")).unwrap();
     let out = compile(&[spec], &gateway());
-    assert!(out.diagnostics.is_empty(), "{:?}", out.diagnostics);
+    // A WSO2 project: its unmapped topic goes to the bare endpoint, with an info saying so.
+    assert!(
+        out.diagnostics
+            .iter()
+            .all(|d| d.code == "gateway-unmapped-topic"),
+        "{:?}",
+        out.diagnostics
+    );
 }
 
 #[test]
@@ -2005,7 +2735,14 @@ fn invalid_lifecycle_in_api_yaml_is_reported_in_api_yaml() {
 
     std::fs::write(&project, api_yaml.replace("LIVE", "Published")).unwrap();
     let out = compile(&[spec], &gateway());
-    assert!(out.diagnostics.is_empty(), "{:?}", out.diagnostics);
+    // A WSO2 project: its unmapped topic goes to the bare endpoint, with an info saying so.
+    assert!(
+        out.diagnostics
+            .iter()
+            .all(|d| d.code == "gateway-unmapped-topic"),
+        "{:?}",
+        out.diagnostics
+    );
 }
 
 #[test]

@@ -36,8 +36,14 @@ fn sorted(mut v: Vec<String>) -> Vec<String> {
 fn chat_export_compiles_without_errors_or_warnings() {
     let out = compile(&[chat_export()], &Options::default());
     let codes: Vec<&str> = out.diagnostics.iter().map(|d| d.code).collect();
-    // The export has no `info.description`: an info, nothing more.
-    assert_eq!(codes, ["info-description"], "{:#?}", out.diagnostics);
+    // The export has no `info.description`, and its `/*` topic no `x-uri-mapping` (so it goes to
+    // the bare endpoint, as in WSO2): infos, nothing more.
+    assert_eq!(
+        codes,
+        ["info-description", "gateway-unmapped-topic"],
+        "{:#?}",
+        out.diagnostics
+    );
     assert_eq!(out.documents.len(), 1, "api.yaml is not a document");
     assert!(out.plan.is_some());
 }
@@ -87,10 +93,11 @@ fn chat_export_has_exactly_the_routes_wso2_serves() {
                 "/rooms?room={roomID}",
                 RouteAuth::Required
             ),
+            // No `x-uri-mapping`: WSO2 sends it to the bare endpoint.
             (
                 "/chat/1.0.0/*",
                 RouteKind::Wildcard,
-                "/{*}",
+                "",
                 RouteAuth::Required
             ),
         ]
@@ -322,4 +329,290 @@ fn the_build_facade_lists_api_yaml_among_the_files_it_read() {
             root.join("api.yaml")
         ]
     );
+}
+
+#[test]
+fn a_context_without_the_leading_slash_as_wso2_writes_it_is_normalised() {
+    let dir = tempfile::tempdir().unwrap();
+    let spec = write(dir.path(), "chat.yaml", spec_text());
+    // As WSO2's publisher writes it.
+    let options = Options {
+        context: Some("{version}/websocket".into()),
+        ..Options::default()
+    };
+    let api = compiled_api(&spec, &options);
+    assert_eq!(api.context_template, "/{version}/websocket");
+    assert_eq!(api.context, "/1.0.0/websocket");
+    assert!(api.routes[0].pattern.starts_with("/1.0.0/websocket/"));
+
+    // The same in api.yaml.
+    let export = tempfile::tempdir().unwrap();
+    let api_yaml = std::fs::read_to_string(chat_export().join("api.yaml")).unwrap();
+    assert!(api_yaml.contains("context: /chat"), "{api_yaml}");
+    write(
+        export.path(),
+        "api.yaml",
+        api_yaml.replacen("context: /chat", "context: chat", 1),
+    );
+    write(export.path(), "Definitions/asyncapi.yaml", spec_text());
+    let api = compiled_api(export.path(), &Options::default());
+    assert_eq!(api.context, "/chat/1.0.0");
+}
+
+#[test]
+fn an_endpoint_without_a_scheme_gets_a_suggestion() {
+    let export = tempfile::tempdir().unwrap();
+    let api_yaml = std::fs::read_to_string(chat_export().join("api.yaml")).unwrap();
+    let from = "ws://chat-backend.internal:8080";
+    assert_eq!(api_yaml.matches(from).count(), 1, "{api_yaml}");
+    let text = api_yaml.replacen(from, "chat-backend.internal:8080", 1);
+    write(export.path(), "api.yaml", &text);
+    write(export.path(), "Definitions/asyncapi.yaml", spec_text());
+    let out = compile(&[export.path().to_path_buf()], &Options::default());
+    let d = out
+        .diagnostics
+        .iter()
+        .find(|d| d.code == "gateway-endpoint-scheme")
+        .unwrap_or_else(|| panic!("{:#?}", out.diagnostics));
+    assert!(d.is_error());
+    assert!(d.message.contains("has no scheme"), "{}", d.message);
+    assert_eq!(
+        d.help.as_deref(),
+        Some("did you mean `ws://chat-backend.internal:8080`? (`wss://` for TLS)")
+    );
+    // Pointed at api.yaml's line, where the value is written.
+    let span = d.span.expect("a span");
+    assert!(out.files.path(span.file).ends_with("api.yaml"));
+    assert_eq!(
+        (span.line, span.col),
+        pos(&text, "chat-backend.internal:8080")
+    );
+}
+
+#[test]
+fn x_auth_type_on_asyncapi_3_operations_is_read() {
+    let spec = |auth: &str| {
+        format!(
+            r#"asyncapi: 3.0.0
+info:
+  title: Chat
+  version: 1.0.0
+x-gateway:
+  context: /chat
+  endpoints:
+    production: 'echo:'
+channels:
+  rooms:
+    address: /rooms
+    messages:
+      chat:
+        payload:
+          type: string
+  open:
+    address: /open
+    messages:
+      chat:
+        payload:
+          type: string
+operations:
+  sendChat:
+    action: receive
+    channel:
+      $ref: '#/channels/rooms'
+{auth}  browse:
+    action: receive
+    channel:
+      $ref: '#/channels/open'
+    x-auth-type: None
+"#
+        )
+    };
+    let auth_of = |text: &str| {
+        let dir = tempfile::tempdir().unwrap();
+        let path = write(dir.path(), "api.yaml", text);
+        let api = compiled_api(&path, &Options::default());
+        api.routes
+            .iter()
+            .map(|r| (r.pattern.clone(), r.auth))
+            .collect::<Vec<_>>()
+    };
+    let routes = auth_of(&spec(""));
+    assert!(
+        routes.contains(&("/chat/1.0.0/open".to_string(), RouteAuth::None)),
+        "{routes:?}"
+    );
+    assert!(
+        routes.contains(&("/chat/1.0.0/rooms".to_string(), RouteAuth::Required)),
+        "{routes:?}"
+    );
+    // An operation's invalid value is reported where it is written.
+    let text = spec("    x-auth-type: Sometimes\n");
+    let dir = tempfile::tempdir().unwrap();
+    let path = write(dir.path(), "api.yaml", &text);
+    let out = compile(&[path], &Options::default());
+    let d = out
+        .diagnostics
+        .iter()
+        .find(|d| d.code == "gateway-auth-type-invalid")
+        .unwrap_or_else(|| panic!("{:#?}", out.diagnostics));
+    assert_eq!(d.pointer, "/operations/sendChat/x-auth-type");
+    assert_eq!(
+        (d.span.unwrap().line, d.span.unwrap().col),
+        pos(&text, "Sometimes")
+    );
+}
+
+#[test]
+fn compiling_api_yaml_itself_says_to_compile_the_project_folder() {
+    let out = compile(&[chat_export().join("api.yaml")], &Options::default());
+    let d = out
+        .diagnostics
+        .iter()
+        .find(|d| d.code == "asyncapi-missing")
+        .unwrap_or_else(|| panic!("{:#?}", out.diagnostics));
+    assert!(
+        d.message.contains("WSO2 apictl project file"),
+        "{}",
+        d.message
+    );
+    assert!(
+        d.help
+            .as_deref()
+            .is_some_and(|h| h.contains(&format!("compile {}", chat_export().display()))),
+        "{d:?}"
+    );
+
+    // Another file without `asyncapi` keeps the general message.
+    let dir = tempfile::tempdir().unwrap();
+    let other = write(dir.path(), "notes.yaml", "type: api\n");
+    let out = compile(&[other], &Options::default());
+    let d = out
+        .diagnostics
+        .iter()
+        .find(|d| d.code == "asyncapi-missing")
+        .unwrap();
+    assert!(!d.message.contains("WSO2"), "{}", d.message);
+}
+
+#[test]
+fn every_api_yaml_setting_portico_does_not_use_is_a_warning_at_its_line() {
+    let api_yaml = r#"type: api
+version: v4.2.0
+data:
+  id: 6f1c2a
+  name: ChatAPI
+  description: Chat rooms over WebSocket.
+  context: /chat/{version}
+  version: 1.0.0
+  provider: admin
+  lifeCycleStatus: PUBLISHED
+  isDefaultVersion: true
+  type: WS
+  transport: [http, https]
+  visibility: RESTRICTED
+  visibleRoles: []
+  policies: [Gold]
+  businessInformation:
+    businessOwner: Jane
+  additionalProperties:
+    - name: team
+      value: chat
+  corsConfiguration:
+    corsConfigurationEnabled: true
+  accessControl: NONE
+  endpointConfig:
+    endpoint_type: load_balance
+    production_endpoints:
+      - url: ws://chat-backend-1:8080
+      - url: ws://chat-backend-2:8080
+    sandbox_endpoints:
+      url: ws://chat-sandbox.internal:8080
+    endpoint_security:
+      production:
+        enabled: true
+        type: BASIC
+  createdTime: '2024-01-01'
+"#;
+    let export = tempfile::tempdir().unwrap();
+    let project = write(export.path(), "api.yaml", api_yaml);
+    write(export.path(), "Definitions/asyncapi.yaml", spec_text());
+    let out = compile(&[export.path().to_path_buf()], &Options::default());
+    let mut warned: Vec<(u32, String)> = out
+        .diagnostics
+        .iter()
+        .filter(|d| d.code == "gateway-import-ignored")
+        .map(|d| {
+            let span = d.span.unwrap();
+            assert_eq!(out.files.path(span.file), project.as_path(), "{d:?}");
+            assert!(!d.is_error());
+            (span.line, d.pointer.clone())
+        })
+        .collect();
+    warned.sort();
+    let line = |needle: &str| pos(api_yaml, needle).0;
+    let expected: Vec<(u32, String)> = [
+        ("visibility:", "/data/visibility"),
+        ("policies:", "/data/policies"),
+        ("businessInformation:", "/data/businessInformation"),
+        ("additionalProperties:", "/data/additionalProperties"),
+        ("corsConfiguration:", "/data/corsConfiguration"),
+        ("endpoint_type:", "/data/endpointConfig/endpoint_type"),
+        (
+            "production_endpoints:",
+            "/data/endpointConfig/production_endpoints",
+        ),
+        (
+            "endpoint_security:",
+            "/data/endpointConfig/endpoint_security",
+        ),
+    ]
+    .into_iter()
+    .map(|(n, p)| (line(n), p.to_string()))
+    .collect();
+    assert_eq!(warned, expected, "{:#?}", out.diagnostics);
+
+    // What it does use is read, including the description (into the docs).
+    let api = &out.apis[0];
+    assert_eq!(
+        api.description.as_deref(),
+        Some("Chat rooms over WebSocket.")
+    );
+
+    // The chat export (with only defaults and bookkeeping besides) reports nothing.
+    let out = compile(&[chat_export()], &Options::default());
+    assert!(
+        !out.diagnostics
+            .iter()
+            .any(|d| d.code == "gateway-import-ignored"),
+        "{:#?}",
+        out.diagnostics
+    );
+}
+
+#[test]
+fn a_duplicate_context_from_api_yaml_is_reported_in_api_yaml() {
+    let exports = tempfile::tempdir().unwrap();
+    let api_yaml = std::fs::read_to_string(chat_export().join("api.yaml")).unwrap();
+    for project in ["ChatAPI-1.0.0", "ChatCopy-1.0.0"] {
+        write(exports.path(), &format!("{project}/api.yaml"), &api_yaml);
+        write(
+            exports.path(),
+            &format!("{project}/Definitions/asyncapi.yaml"),
+            spec_text(),
+        );
+    }
+    let out = compile(&[exports.path().to_path_buf()], &Options::default());
+    let d = out
+        .diagnostics
+        .iter()
+        .find(|d| d.code == "gateway-context-duplicate")
+        .unwrap_or_else(|| panic!("{:#?}", out.diagnostics));
+    let span = d.span.unwrap();
+    assert!(
+        out.files.path(span.file).ends_with("api.yaml"),
+        "{}",
+        out.files.path(span.file).display()
+    );
+    assert_eq!((span.line, span.col), pos(&api_yaml, "/chat/{version}"));
+    assert_eq!(d.pointer, "/data/context");
 }

@@ -113,6 +113,7 @@ pub fn check(api: &Api, cx: &Context, diags: &mut Vec<Diagnostic>) -> Option<Pla
     let context = substitute_version(&context_template, &version);
     let default_context = default_version.then(|| without_version(&context_template));
     let mut routes = build_routes(api, &context, diags);
+    unmapped_topics(api, cx, &mut routes, diags);
     attach_route_policies(api, &mut routes, &throttling, &validation, diags);
     if diags.iter().filter(|d| d.is_error()).count() > errors_before {
         return None;
@@ -197,13 +198,22 @@ fn check_version(api: &Api, cx: &Context, diags: &mut Vec<Diagnostic>) -> Option
     Some(version.value.clone())
 }
 
+fn with_leading_slash(context: &str) -> String {
+    if context.starts_with('/') {
+        context.to_string()
+    } else {
+        format!("/{context}")
+    }
+}
+
 fn check_context(api: &Api, cx: &Context, diags: &mut Vec<Diagnostic>) -> Option<String> {
     let from_spec = api.gateway.as_ref().and_then(|g| g.get("context"));
     let (text, span, pointer) = match (from_spec, cx.project.context.as_ref(), cx.fallback_context)
     {
         (Some(n), _, _) => (n.as_str()?.to_string(), n.span, "/x-gateway/context"),
-        (None, Some(n), _) => (n.as_str()?.to_string(), n.span, "/data/context"),
-        (None, None, Some(flag)) => (flag.to_string(), api.root_span, ""),
+        // WSO2's publisher writes contexts without the leading `/` (`{version}/websocket`).
+        (None, Some(n), _) => (with_leading_slash(n.as_str()?), n.span, "/data/context"),
+        (None, None, Some(flag)) => (with_leading_slash(flag), api.root_span, ""),
         (None, None, None) => {
             diags.push(Diagnostic::error("gateway-context-missing", format!("the API `{}` has no context, so the gateway does not know where to serve it", api.title))
                 .with_help("add `x-gateway: {context: /your-api}` at the root, or pass `--context /your-api`").at(api.root_span, ""));
@@ -379,6 +389,65 @@ fn endpoint_from_text(
     }
 }
 
+/// Where a topic without `x-uri-mapping` goes. AsyncAPI's reading appends its address to the
+/// endpoint; WSO2 sends it to the bare endpoint. A WSO2 export (an `api.yaml` beside it, or WSO2's
+/// `x-uri-mapping`/`x-auth-type` in a document with a `production` server) follows WSO2 and says so
+/// per topic; `x-gateway.unmappedTopics` makes the choice explicit either way.
+fn unmapped_topics(api: &Api, cx: &Context, routes: &mut [Route], diags: &mut Vec<Diagnostic>) {
+    let explicit = api
+        .gateway
+        .as_ref()
+        .and_then(|g| g.get("unmappedTopics"))
+        .and_then(Node::as_str);
+    let wso2_markers = api.servers.iter().any(|s| s.name == "production")
+        && api.channels.iter().any(|c| {
+            c.auth_type.is_some()
+                || c.mapping.is_some()
+                || c.operations.iter().any(|o| o.mapping.is_some())
+        });
+    let is_wso2_export = cx.project.file.is_some() || wso2_markers;
+    let to_endpoint = match explicit {
+        Some("endpoint") => true,
+        Some(_) => false,
+        None => is_wso2_export,
+    };
+    if !to_endpoint {
+        return;
+    }
+    let is_mapped = |c: &crate::model::Channel| {
+        c.mapping.is_some() || c.operations.iter().any(|o| o.mapping.is_some())
+    };
+    let mapped: Vec<&str> = api
+        .channels
+        .iter()
+        .filter(|c| is_mapped(c))
+        .map(|c| c.id.as_str())
+        .collect();
+    for channel in api.channels.iter().filter(|c| !is_mapped(c)) {
+        // A route that merges a mapped channel keeps that mapping.
+        let Some(route) = routes.iter_mut().find(|r| {
+            r.channels.iter().any(|c| c == &channel.id)
+                && !r.channels.iter().any(|c| mapped.contains(&c.as_str()))
+        }) else {
+            continue;
+        };
+        route.backend_path = String::new();
+        if explicit.is_none() {
+            diags.push(
+                Diagnostic::info(
+                    "gateway-unmapped-topic",
+                    format!(
+                        "the topic `{}` has no `x-uri-mapping`; as in WSO2, it goes to the bare endpoint",
+                        route.topic
+                    ),
+                )
+                .with_help("add `x-uri-mapping` to send it to a path, or set `x-gateway.unmappedTopics: append` (the endpoint plus the topic's address) or `endpoint` to say so")
+                .at(channel.span, channel.pointer.clone()),
+            );
+        }
+    }
+}
+
 /// A backend URL must be ws/wss with a host, no query or fragment, no unresolved `{variable}`.
 fn check_url(text: &str, span: Span, pointer: &str, diags: &mut Vec<Diagnostic>) -> Option<String> {
     if BUILTIN_ENDPOINTS.contains(&text) {
@@ -398,6 +467,17 @@ fn check_url(text: &str, span: Span, pointer: &str, diags: &mut Vec<Diagnostic>)
             format!("the endpoint `{text}` still has an unresolved `{{variable}}`"),
             "give the server variable a `default`, or write the URL out",
         );
+    }
+    // `localhost:9000` parses as a URL with the scheme `localhost`: say what was meant.
+    if !text.contains("://") {
+        let guess = format!("ws://{text}");
+        if url::Url::parse(&guess).is_ok_and(|u| u.host_str().is_some_and(|h| !h.is_empty())) {
+            return bad(
+                "gateway-endpoint-scheme",
+                format!("the endpoint `{text}` has no scheme"),
+                &format!("did you mean `{guess}`? (`wss://` for TLS)"),
+            );
+        }
     }
     let url = match url::Url::parse(text) {
         Ok(u) => u,
