@@ -1,14 +1,21 @@
 #!/usr/bin/env bash
 # Benchmarks the gateway against a direct connection and nginx, back to back, on loopback:
-#   1. ping-pong: CONNS connections (default 50) each echoing a 64-byte message for SECS seconds
-#      (default 10): round trips/s, p50/p99 round-trip time, gateway CPU per round trip;
-#   2. idle: IDLE connections (default 9000) opened and held: gateway RSS per proxied connection.
+#   1. ping-pong: CONNS connections (default 50) each echoing a SIZE-byte message (default 64) for
+#      SECS seconds (default 10): round trips/s, p50/p99 round-trip time, proxy CPU per round trip
+#      (user+system over all the proxy's processes);
+#   2. idle: IDLE connections (default 9900) opened and held: proxy RSS per proxied connection.
+# MATRIX=1 adds 1 KiB and 64 KiB messages and 1,000 connections. TOOL picks the load generator:
+# `rust` (tests/src/bin/load.rs, tokio-tungstenite; the default), `python` (scripts/pingpong.py,
+# Python `websockets`; an independent implementation, see docs/benchmarks.md) or `both`.
 # The backend is `echo-backend` (tokio-tungstenite). nginx is Debian's package, configured as a
 # plain WebSocket reverse proxy (installed with apt when missing).
-# Usage: scripts/bench.sh        Prints a Markdown table (also saved to target/bench/results.md).
+# BASELINE=path/to/another/runtime adds that build as a "baseline" row to every table, in the same
+# run (e.g. the commit before a change: `git worktree add` it and `cargo build --release`).
+# Usage: scripts/bench.sh        Prints Markdown tables (also saved to target/bench/results.md).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-CONNS=${CONNS:-50}; SECS=${SECS:-10}; IDLE=${IDLE:-9000}; SIZE=64
+CONNS=${CONNS:-50}; SECS=${SECS:-10}; IDLE=${IDLE:-9900}; SIZE=${SIZE:-64}; TOOL=${TOOL:-rust}
+PY=python3; [ -x target/ci/venv/bin/python ] && PY=target/ci/venv/bin/python
 ulimit -n 20000
 cargo build --release -q -p portico-runtime --bin runtime -p portico-tests --bin echo-backend --bin load
 if ! command -v nginx >/dev/null 2>&1 && [ ! -x /usr/sbin/nginx ]; then
@@ -36,6 +43,13 @@ YAML
 target/release/runtime "$WORK/specs" --listen 127.0.0.1:$GW --admin-listen 127.0.0.1:$GW_ADMIN \
   --max-connections 20000 --max-connections-per-api 20000 --log-format json 2>/dev/null &
 GW_PID=$!
+if [ -n "${BASELINE:-}" ]; then
+  BASE=$(free_port); BASE_ADMIN=$(free_port)
+  "$BASELINE" "$WORK/specs" --listen 127.0.0.1:$BASE --admin-listen 127.0.0.1:$BASE_ADMIN \
+    --max-connections 20000 --max-connections-per-api 20000 --log-format json 2>/dev/null &
+  BASE_PID=$!
+  for _ in $(seq 100); do curl -sf "http://127.0.0.1:$BASE_ADMIN/readyz" >/dev/null && break; sleep 0.1; done
+fi
 cat > "$WORK/nginx.conf" <<CONF
 worker_processes auto;
 worker_rlimit_nofile 20000;
@@ -67,11 +81,18 @@ rss_kb() { local t=0; for p in "$@"; do t=$((t + $(awk '/VmRSS/{print $2}' /proc
 nginx_pids() { echo "$NGINX_MASTER $(pgrep -P "$NGINX_MASTER" | tr '\n' ' ')"; }
 TICK=$(getconf CLK_TCK)
 
-row() { # name url pids...
-  local name=$1 url=$2; shift 2
+run_load() { # tool url conns secs size
+  case $1 in
+    rust) target/release/load pingpong "$2" "$3" "$4" "$5" ;;
+    python) "$PY" scripts/pingpong.py "$2" "$3" "$4" "$5" ;;
+  esac
+}
+
+row() { # tool conns size name url pids...
+  local tool=$1 conns=$2 size=$3 name=$4 url=$5; shift 5
   local before after out
   before=$(cpu "$@")
-  out=$(target/release/load pingpong "$url" "$CONNS" "$SECS" "$SIZE")
+  out=$(run_load "$tool" "$url" "$conns" "$SECS" "$size")
   after=$(cpu "$@")
   python3 - "$name" "$out" "$before" "$after" "$TICK" <<'PY'
 import json, sys
@@ -82,17 +103,32 @@ print(f"| {name} | {out['perSecond']:.0f} | {out['p50us']:.0f} | {out['p99us']:.
 PY
 }
 
+table() { # tool conns size
+  local tool=$1 conns=$2 size=$3
+  echo "### Ping-pong ($tool load tool): $conns connections × $size-byte messages, ${SECS}s each"
+  echo
+  echo "| path | round trips/s | p50 µs | p99 µs | proxy CPU µs per round trip |"
+  echo "|---|---|---|---|---|"
+  row "$tool" "$conns" "$size" direct "ws://127.0.0.1:$ECHO/"
+  row "$tool" "$conns" "$size" portico "ws://127.0.0.1:$GW/bench/1/echo" $GW_PID
+  if [ -n "${BASELINE:-}" ]; then row "$tool" "$conns" "$size" baseline "ws://127.0.0.1:$BASE/bench/1/echo" $BASE_PID; fi
+  row "$tool" "$conns" "$size" nginx "ws://127.0.0.1:$NG/" $(nginx_pids)
+  echo
+}
+
 # Warm up each path briefly, then measure.
 target/release/load pingpong "ws://127.0.0.1:$GW/bench/1/echo" 10 1 $SIZE >/dev/null
 target/release/load pingpong "ws://127.0.0.1:$NG/" 10 1 $SIZE >/dev/null
+TOOLS=$TOOL; [ "$TOOL" = both ] && TOOLS="rust python"
 {
-echo "### Ping-pong: $CONNS connections × $SIZE-byte messages, ${SECS}s each"
-echo
-echo "| path | round trips/s | p50 µs | p99 µs | proxy CPU µs per round trip |"
-echo "|---|---|---|---|---|"
-row direct "ws://127.0.0.1:$ECHO/" 
-row portico "ws://127.0.0.1:$GW/bench/1/echo" $GW_PID
-row nginx "ws://127.0.0.1:$NG/" $(nginx_pids)
+for tool in $TOOLS; do
+  table "$tool" "$CONNS" "$SIZE"
+  if [ "${MATRIX:-0}" = 1 ]; then
+    table "$tool" "$CONNS" 1024
+    table "$tool" "$CONNS" 65536
+    table "$tool" 1000 "$SIZE"
+  fi
+done
 } | tee "$WORK/pingpong.md"
 
 idle() { # name url pids...
@@ -117,6 +153,7 @@ echo
 echo "| proxy | connections | RSS before MiB | RSS with connections MiB | KiB per connection |"
 echo "|---|---|---|---|---|"
 idle portico "ws://127.0.0.1:$GW/bench/1/echo" $GW_PID
+if [ -n "${BASELINE:-}" ]; then idle baseline "ws://127.0.0.1:$BASE/bench/1/echo" $BASE_PID; fi
 idle nginx "ws://127.0.0.1:$NG/" $(nginx_pids)
 } | tee "$WORK/idle.md"
 {

@@ -477,6 +477,37 @@ impl Utf8Stream {
     }
 }
 
+impl Utf8Stream {
+    /// [`Utf8Stream::feed`] for a masked payload, left as it is: unmasked a block at a time into
+    /// a stack buffer (one pass over the payload, eight bytes per step).
+    fn feed_masked(&mut self, payload: &[u8], mask: [u8; 4], last: bool) -> bool {
+        const BLOCK: usize = 512;
+        let mask8 = u64::from_ne_bytes([
+            mask[0], mask[1], mask[2], mask[3], mask[0], mask[1], mask[2], mask[3],
+        ]);
+        let mut plain = [0u8; BLOCK];
+        let blocks = payload.chunks(BLOCK);
+        let count = blocks.len();
+        for (i, block) in blocks.enumerate() {
+            // Each block starts at a multiple of 4, so the mask lines up with its first byte.
+            let words = block.chunks_exact(8);
+            let tail = words.remainder();
+            for (out, word) in plain.chunks_exact_mut(8).zip(words) {
+                let word = u64::from_ne_bytes(word.try_into().expect("8 bytes")) ^ mask8;
+                out.copy_from_slice(&word.to_ne_bytes());
+            }
+            let done = block.len() - tail.len();
+            for (j, byte) in tail.iter().enumerate() {
+                plain[done + j] = byte ^ mask[(done + j) & 3];
+            }
+            if !self.feed(&plain[..block.len()], last && i + 1 == count) {
+                return false;
+            }
+        }
+        count > 0 || self.feed(&[], last)
+    }
+}
+
 /// XORs `data` with the mask (the same operation masks and unmasks).
 fn apply_mask(data: &mut [u8], mask: [u8; 4]) {
     for (i, byte) in data.iter_mut().enumerate() {
@@ -549,12 +580,7 @@ fn inspect(
             }
             if message.text {
                 let valid = match header.mask {
-                    Some(mask) => {
-                        apply_mask(payload, mask);
-                        let valid = message.utf8.feed(payload, header.is_final);
-                        apply_mask(payload, mask);
-                        valid
-                    }
+                    Some(mask) => message.utf8.feed_masked(payload, mask, header.is_final),
                     None => message.utf8.feed(payload, header.is_final),
                 };
                 if !valid {
@@ -1143,6 +1169,29 @@ mod tests {
             !u.feed(&[0x28], false),
             "a bad continuation is caught at once"
         );
+    }
+
+    #[test]
+    fn masked_text_is_checked_like_plain_text() {
+        let mask = [0xa1, 0x02, 0xf3, 0x44];
+        let text = "añ€😀 plain ascii and more ".repeat(60);
+        for len in [0, 1, 3, 7, 8, 9, 511, 512, 513, 1024, text.len()] {
+            let mut cut = len.min(text.len());
+            while !text.is_char_boundary(cut) {
+                cut -= 1;
+            }
+            let mut masked = text.as_bytes()[..cut].to_vec();
+            apply_mask(&mut masked, mask);
+            assert!(
+                Utf8Stream::default().feed_masked(&masked, mask, true),
+                "{cut}"
+            );
+        }
+        // A bad byte in the third block is found.
+        let mut bad = text.as_bytes()[..1200].to_vec();
+        bad[1100] = 0xff;
+        apply_mask(&mut bad, mask);
+        assert!(!Utf8Stream::default().feed_masked(&bad, mask, true));
     }
 
     fn header(opcode: OpCode, fin: bool, mask: Option<[u8; 4]>) -> FrameHeader {

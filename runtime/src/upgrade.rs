@@ -280,5 +280,90 @@ mod tests {
             }
             assert!(replayed >= 4, "only {replayed} inputs");
         }
+
+        /// A small mutation fuzzer that runs in every CI run (the coverage-guided target needs a
+        /// nightly, instrumented build): the seeds mutated byte by byte, spliced and salted with
+        /// tokens that matter to the parser and the router. Deterministic per seed;
+        /// `PORTICO_FUZZ_ITERATIONS` and `PORTICO_FUZZ_SEED` run it longer or differently.
+        #[test]
+        fn mutations_of_the_seeds_pass_the_handshake_checks() {
+            use rand::{Rng, SeedableRng};
+            let root =
+                std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/seeds/handshake");
+            let seeds: Vec<Vec<u8>> = std::fs::read_dir(root)
+                .expect("the seed folder")
+                .map(|e| std::fs::read(e.expect("an entry").path()).expect("a seed"))
+                .collect();
+            assert!(!seeds.is_empty());
+            let env = |name: &str, default: u64| {
+                std::env::var(name)
+                    .ok()
+                    .and_then(|v| v.parse().ok())
+                    .unwrap_or(default)
+            };
+            let iterations = env("PORTICO_FUZZ_ITERATIONS", 30_000);
+            let mut rng = rand::rngs::StdRng::seed_from_u64(env("PORTICO_FUZZ_SEED", 6455));
+            const TOKENS: &[&[u8]] = &[
+                b"\r\n",
+                b"\r\n\r\n",
+                b"%",
+                b"%2F",
+                b"%00",
+                b"/..",
+                b"//",
+                b"?",
+                b"&",
+                b"=",
+                b":",
+                b"{",
+                b"}",
+                b"\0",
+                b"\xff",
+                b" ",
+                b",",
+                b";",
+                b"\"",
+                b"access_token=",
+                b"apikey:",
+                b"Upgrade: websocket\r\n",
+                b"Sec-WebSocket-Key: ",
+                b"Host: ",
+                b"X-Forwarded-For: ",
+            ];
+            for _ in 0..iterations {
+                let mut data = seeds[rng.random_range(0..seeds.len())].clone();
+                for _ in 0..rng.random_range(1..8) {
+                    let at = rng.random_range(0..=data.len());
+                    match rng.random_range(0..6) {
+                        0 if at < data.len() => data[at] = rng.random(),
+                        1 => data.insert(at, rng.random()),
+                        2 if at < data.len() => {
+                            let end = rng.random_range(at..=data.len().min(at + 16));
+                            data.drain(at..end);
+                        }
+                        3 => {
+                            let token = TOKENS[rng.random_range(0..TOKENS.len())];
+                            data.splice(at..at, token.iter().copied());
+                        }
+                        4 => {
+                            let other = &seeds[rng.random_range(0..seeds.len())];
+                            let from = rng.random_range(0..=other.len());
+                            data.splice(at..at, other[from..].iter().copied());
+                        }
+                        _ => {
+                            let end = rng.random_range(at..=data.len());
+                            let copy = data[at..end].to_vec();
+                            data.splice(end..end, copy);
+                        }
+                    }
+                }
+                let outcome = std::panic::catch_unwind(|| check_handshake(&data));
+                assert!(
+                    outcome.is_ok(),
+                    "this input fails the checks (add it to fuzz/regressions/handshake): {:?}",
+                    String::from_utf8_lossy(&data)
+                );
+            }
+        }
     }
 }
