@@ -8,7 +8,9 @@
 //!
 //! ```no_run
 //! use portico_compiler::{build, BuildOptions};
-//! let options = BuildOptions { compile: Default::default(), docs_base_url: "ws://localhost:9099".into() };
+//! use portico_compiler::docs::PublicUrls;
+//! let public_urls = PublicUrls::parse(&["ws://localhost:9099"]).unwrap();
+//! let options = BuildOptions { compile: Default::default(), public_urls };
 //! match build(&["specs".into()], &options) {
 //!     Ok(built) => println!("{} APIs, {} pages", built.plan.apis.len(), built.docs.pages.len()),
 //!     Err(report) => eprintln!("{}", report.text),
@@ -26,20 +28,11 @@ use crate::plan::Plan;
 use crate::source::SourceMap;
 
 /// What [`build`] does.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Default)]
 pub struct BuildOptions {
     pub compile: Options,
-    /// ws:// or wss:// base URL the docs show
-    pub docs_base_url: String,
-}
-
-impl Default for BuildOptions {
-    fn default() -> Self {
-        BuildOptions {
-            compile: Options::default(),
-            docs_base_url: docs::DEFAULT_BASE_URL.to_string(),
-        }
-    }
+    /// Where the docs say clients reach the gateway.
+    pub public_urls: docs::PublicUrls,
 }
 
 /// A plan, ready to serve, with its docs.
@@ -142,7 +135,7 @@ pub fn build(paths: &[PathBuf], options: &BuildOptions) -> Result<Built, Report>
     } else {
         crate::render::human(&out.files.sources, &warnings, false)
     };
-    let docs = docs_for_compilation(&out, &plan, &options.docs_base_url);
+    let docs = docs_for_compilation(&out, &plan, &options.public_urls);
     Ok(Built {
         warnings: located(&out.files.sources, &warnings),
         warnings_text,
@@ -153,13 +146,13 @@ pub fn build(paths: &[PathBuf], options: &BuildOptions) -> Result<Built, Report>
 }
 
 /// Docs for a plan served from a plan file: from the plan alone (no prose, no specs).
-pub fn docs_for_plan(plan: &Plan, base_url: &str) -> Docs {
-    render_docs(&docs::Collected::default(), plan, base_url, false)
+pub fn docs_for_plan(plan: &Plan, public_urls: &docs::PublicUrls) -> Docs {
+    render_docs(&docs::Collected::default(), plan, public_urls, false)
 }
 
-fn docs_for_compilation(out: &Compilation, plan: &Plan, base_url: &str) -> Docs {
+fn docs_for_compilation(out: &Compilation, plan: &Plan, public_urls: &docs::PublicUrls) -> Docs {
     let collected = docs::collect(out);
-    let mut rendered = render_docs(&collected, plan, base_url, true);
+    let mut rendered = render_docs(&collected, plan, public_urls, true);
     rendered.specs = docs::spec_files(&collected, plan)
         .into_iter()
         .map(|(api, version, text)| SpecFile {
@@ -171,9 +164,14 @@ fn docs_for_compilation(out: &Compilation, plan: &Plan, base_url: &str) -> Docs 
     rendered
 }
 
-fn render_docs(collected: &docs::Collected, plan: &Plan, base_url: &str, specs: bool) -> Docs {
+fn render_docs(
+    collected: &docs::Collected,
+    plan: &Plan,
+    public_urls: &docs::PublicUrls,
+    specs: bool,
+) -> Docs {
     let options = docs::Options {
-        base_url: base_url.to_string(),
+        public_urls: public_urls.clone(),
         spec_links: specs,
     };
     match docs::render(collected, Some(plan), &options, &docs::Templates::builtin()) {
@@ -253,7 +251,7 @@ operations:
     fn options() -> BuildOptions {
         BuildOptions {
             compile: Options::default(),
-            docs_base_url: "wss://gw.example.com".into(),
+            public_urls: crate::docs::PublicUrls::parse(&["wss://gw.example.com"]).unwrap(),
         }
     }
 
@@ -381,7 +379,10 @@ operations:
         std::fs::write(dir.path().join("shared.yaml"), "Said: {type: string}\n").unwrap();
         let built = build(&[dir.path().to_path_buf()], &options()).expect("builds");
         let plan = Plan::from_json(&built.plan.to_json()).unwrap();
-        let docs = docs_for_plan(&plan, "ws://h:1");
+        let docs = docs_for_plan(
+            &plan,
+            &crate::docs::PublicUrls::parse(&["ws://h:1"]).unwrap(),
+        );
         assert!(docs.specs.is_empty());
         assert!(docs.error.is_none());
         let page = docs

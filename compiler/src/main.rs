@@ -33,9 +33,14 @@ struct Cli {
     #[arg(long, value_name = "DIR", requires = "out")]
     templates: Option<PathBuf>,
 
-    /// Gateway address used in the docs' URLs (ws:// or wss://; both variants are shown).
-    #[arg(long, value_name = "URL", default_value = portico_compiler::docs::DEFAULT_BASE_URL)]
-    docs_base_url: String,
+    /// Where clients reach the gateway, as the docs show it: a ws:// URL, a wss:// URL, or both
+    /// (give the flag twice). Only these are shown. Default: ws://localhost:9099.
+    #[arg(
+        long = "public-url",
+        visible_alias = "docs-base-url",
+        value_name = "URL"
+    )]
+    public_urls: Vec<String>,
 
     /// Check plain AsyncAPI only: no gateway rules, no plan.
     #[arg(long)]
@@ -105,13 +110,18 @@ fn main() -> ExitCode {
     };
     options.limits.max_files = cli.max_files;
     options.limits.max_total_bytes = cli.max_total_mib.saturating_mul(1024 * 1024);
-    let docs_options = match docs::normalize_base_url(&cli.docs_base_url) {
-        Ok(base_url) => docs::Options {
-            base_url,
+    let public_urls = if cli.public_urls.is_empty() {
+        Ok(docs::PublicUrls::default())
+    } else {
+        docs::PublicUrls::parse(&cli.public_urls)
+    };
+    let docs_options = match public_urls {
+        Ok(public_urls) => docs::Options {
+            public_urls,
             spec_links: false,
         },
         Err(e) => {
-            eprintln!("error: --docs-base-url: {e}");
+            eprintln!("error: --public-url: {e}");
             return ExitCode::from(2);
         }
     };

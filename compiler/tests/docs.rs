@@ -138,20 +138,19 @@ fn pages_say_what_the_issue_asks_for() {
             p.path
         );
     }
-    // Every channel's gateway URL, ws and wss, in HTML (with line-break hints) and Markdown.
+    // Every channel's gateway URL in HTML (with line-break hints) and Markdown.
     for api in &plan.apis {
         let html = &page(&pages, &format!("{}-{}.html", api.name, api.version)).content;
         let md = &page(&pages, &format!("{}-{}.md", api.name, api.version)).content;
         for route in &api.routes {
-            for scheme in ["ws", "wss"] {
-                let url = format!("{scheme}://localhost:9099{}", route.pattern);
-                assert!(md.contains(&url), "{} lacks {url}", api.name);
-                assert!(
-                    html.replace("<wbr>", "").contains(&url),
-                    "{} lacks {url}",
-                    api.name
-                );
-            }
+            // The default publishes ws:// only (`the_pages_show_only_the_public_urls_given`).
+            let url = format!("ws://localhost:9099{}", route.pattern);
+            assert!(md.contains(&url), "{} lacks {url}", api.name);
+            assert!(
+                html.replace("<wbr>", "").contains(&url),
+                "{} lacks {url}",
+                api.name
+            );
         }
     }
     // Backend endpoints are internal.
@@ -226,19 +225,44 @@ fn pages_say_what_the_issue_asks_for() {
     }
 }
 
+/// The pages show the public URLs they are given and no other scheme: a `wss://` URL no listener
+/// serves is a URL that does not work.
 #[test]
-fn the_gateway_base_url_is_configurable() {
+fn the_pages_show_only_the_public_urls_given() {
     let out = compile_input();
-    let options = Options {
-        base_url: docs::normalize_base_url("https://api.example.com/").unwrap(),
-        spec_links: true,
+    let render = |urls: &[&str]| {
+        let options = Options {
+            public_urls: docs::PublicUrls::parse(urls).unwrap(),
+            spec_links: true,
+        };
+        let pages = docs::render_compilation(&out, &options, &Templates::builtin()).unwrap();
+        // HTML escapes `/` and hints line breaks inside URLs.
+        let plain = |text: &str| text.replace("&#x2f;", "/").replace("<wbr>", "");
+        let md = page(&pages, "market-api-2.0.0.md").content.clone();
+        let html = plain(&page(&pages, "market-api-2.0.0.html").content);
+        let index = plain(&page(&pages, "index.html").content);
+        (md, html, index)
     };
-    let pages = docs::render_compilation(&out, &options, &Templates::builtin()).unwrap();
-    let v2 = &page(&pages, "market-api-2.0.0.md").content;
-    assert!(v2.contains("`wss://api.example.com/market/2.0.0/orders`"));
-    assert!(v2.contains("`ws://api.example.com/market/2.0.0/orders`"));
-    assert!(!v2.contains("localhost"));
-    assert!(v2.contains("(../specs/market-api/2.0.0.yaml)"));
+    let (md, html, index) = render(&["https://api.example.com/"]);
+    for text in [&md, &html, &index] {
+        assert!(text.contains("wss://api.example.com"));
+        assert!(
+            !text.contains("ws://api.example.com"),
+            "a ws:// URL was not given"
+        );
+        assert!(!text.contains("localhost"));
+    }
+    assert!(md.contains("`wss://api.example.com/market/2.0.0/orders`"));
+    assert!(md.contains("(../specs/market-api/2.0.0.yaml)"));
+    let (md, html, _) = render(&["ws://gw:9099", "wss://gw:8099"]);
+    for text in [&md, &html] {
+        assert!(text.contains("ws://gw:9099/market/2.0.0/orders"));
+        assert!(text.contains("wss://gw:8099/market/2.0.0/orders"));
+    }
+    let (md, html, index) = render(&["ws://gw:9099"]);
+    for text in [&md, &html, &index] {
+        assert!(!text.contains("wss://"), "no wss:// URL was given");
+    }
 }
 
 /// A spec whose every text tries to inject markup.

@@ -107,8 +107,13 @@ fn chromium_renders_the_index_and_an_api_page_from_file_urls() {
     let input = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/golden/docs/input");
     let out = compile(&[input], &CompileOptions::default());
     let plan = out.plan.clone().expect("the golden inputs compile");
-    let pages = docs::render_compilation(&out, &Options::default(), &Templates::builtin())
-        .expect("renders");
+    // Published on both schemes, on different ports (the plain and the TLS listener).
+    let options = Options {
+        public_urls: docs::PublicUrls::parse(&["ws://localhost:9099", "wss://localhost:8099"])
+            .unwrap(),
+        ..Options::default()
+    };
+    let pages = docs::render_compilation(&out, &options, &Templates::builtin()).expect("renders");
     let site = tempfile::tempdir().expect("site dir");
     for page in &pages {
         std::fs::write(site.path().join(&page.path), &page.content).unwrap();
@@ -142,8 +147,8 @@ fn chromium_renders_the_index_and_an_api_page_from_file_urls() {
         assert!(dom.contains("</html>"), "no DOM dumped for {name}");
         let text = text_of(&dom);
         for route in &api.routes {
-            for scheme in ["ws", "wss"] {
-                let url = format!("{scheme}://localhost:9099{}", route.pattern);
+            for base in ["ws://localhost:9099", "wss://localhost:8099"] {
+                let url = format!("{base}{}", route.pattern);
                 assert!(text.contains(&url), "{name}: the DOM lacks {url}");
             }
             for message in route

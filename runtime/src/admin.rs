@@ -237,7 +237,7 @@ mod tests {
 
     use super::*;
     use crate::config::Config;
-    use crate::docs_site::docs_base_url;
+    use crate::docs_site::public_urls;
     use crate::reload::{self, Source};
 
     const SPEC: &str = "asyncapi: 3.1.0
@@ -290,7 +290,7 @@ operations:
             paths: vec![dir.path().to_path_buf()],
             options: Default::default(),
         };
-        let loaded = reload::load(&source, &docs_base_url(&g.config)).unwrap();
+        let loaded = reload::load(&source, &public_urls(&g.config)).unwrap();
         let plan = loaded.plan.clone();
         reload::apply(&g, loaded);
 
@@ -344,7 +344,7 @@ operations:
         let out = portico_compiler::compile(&[spec], &portico_compiler::Options::default());
         let plan_path = write(dir.path(), "plan.json", &out.plan.unwrap().to_json());
         let g = gateway(&["--plan", plan_path.to_str().unwrap()]);
-        let loaded = reload::load(&Source::PlanFile(plan_path), "ws://localhost:9099").unwrap();
+        let loaded = reload::load(&Source::PlanFile(plan_path), &Default::default()).unwrap();
         reload::apply(&g, loaded);
         let page = route(&g, "/docs/chat-api-1.0.0.md");
         assert_eq!(page.status, 200, "{}", page.body);
@@ -443,9 +443,9 @@ operations:
     }
 
     #[test]
-    fn the_docs_base_url_follows_the_listen_address() {
+    fn the_public_url_follows_the_listen_address() {
         let g = gateway(&["x"]);
-        assert_eq!(docs_base_url(&g.config), "ws://localhost:9099");
+        assert_eq!(public_urls(&g.config).ws(), Some("ws://localhost:9099"));
         let g = Gateway::new(Config::parse_from([
             "runtime",
             "--listen",
@@ -453,6 +453,6 @@ operations:
             "x",
         ]))
         .unwrap();
-        assert_eq!(docs_base_url(&g.config), "ws://10.0.0.5:80");
+        assert_eq!(public_urls(&g.config).ws(), Some("ws://10.0.0.5:80"));
     }
 }

@@ -156,10 +156,18 @@ pub struct Config {
     #[arg(long, env = "PORTICO_BACKEND_CA", value_name = "PEM")]
     pub backend_ca: Option<PathBuf>,
 
-    /// The gateway address the served docs show to clients (`ws://` or `wss://`, e.g. the public
-    /// address of a TLS proxy in front). Default: `wss://` and `--tls-listen` when TLS is on, else `ws://` and `--listen`.
-    #[arg(long, env = "PORTICO_DOCS_BASE_URL", value_name = "URL")]
-    pub docs_base_url: Option<String>,
+    /// Where clients reach the gateway, as the served docs show it: a `ws://` URL, a `wss://` URL
+    /// or both (repeat the flag, or separate with commas), e.g. the public address of a proxy in
+    /// front. Only these are shown. Default: the listeners this gateway really has (`ws://` and
+    /// `--listen`, plus `wss://` and `--tls-listen` when TLS is on).
+    #[arg(
+        long = "public-url",
+        visible_alias = "docs-base-url",
+        env = "PORTICO_PUBLIC_URL",
+        value_name = "URL",
+        value_delimiter = ','
+    )]
+    pub public_urls: Vec<String>,
 
     /// Per-socket read buffer, in bytes. Small keeps idle connections cheap.
     #[arg(long, env = "PORTICO_READ_BUFFER_BYTES", default_value_t = 1024)]

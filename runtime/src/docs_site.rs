@@ -4,7 +4,7 @@
 
 use std::collections::HashMap;
 
-use portico_compiler::docs::{normalize_base_url, Page};
+use portico_compiler::docs::{Page, PublicUrls};
 use portico_compiler::Docs;
 
 use crate::config::Config;
@@ -50,27 +50,29 @@ impl DocsSite {
     }
 }
 
-/// The gateway address the docs show: `--docs-base-url` (env `PORTICO_DOCS_BASE_URL`) if set
-/// (`ws://` or `wss://`, e.g. the public address of a TLS proxy in front), else `ws://` and the
-/// listen address (`localhost` for a wildcard address).
-pub fn docs_base_url(config: &Config) -> String {
-    if let Some(text) = &config.docs_base_url {
-        match normalize_base_url(text) {
-            Ok(url) => return url,
-            Err(e) => tracing::warn!("--docs-base-url ignored: {e}"),
+/// Where the docs say clients reach the gateway: `--public-url` if given, else the listeners this
+/// gateway has (`localhost` for a wildcard or loopback address): `ws://` and `--listen`, plus
+/// `wss://` and `--tls-listen` when the TLS listener runs. Never a scheme nothing serves.
+pub fn public_urls(config: &Config) -> PublicUrls {
+    if !config.public_urls.is_empty() {
+        match PublicUrls::parse(&config.public_urls) {
+            Ok(urls) => return urls,
+            Err(e) => tracing::warn!("--public-url ignored: {e}"),
         }
     }
-    // Clients are shown the wss:// listener when there is one.
-    let (scheme, addr) = match config.tls_files() {
-        Some(_) => ("wss", config.tls_listen),
-        None => ("ws", config.listen),
+    let url = |scheme: &str, addr: std::net::SocketAddr| {
+        let host = match addr.ip() {
+            ip if ip.is_unspecified() || ip.is_loopback() => "localhost".to_string(),
+            std::net::IpAddr::V4(ip) => ip.to_string(),
+            std::net::IpAddr::V6(ip) => format!("[{ip}]"),
+        };
+        format!("{scheme}://{host}:{}", addr.port())
     };
-    let host = match addr.ip() {
-        ip if ip.is_unspecified() || ip.is_loopback() => "localhost".to_string(),
-        std::net::IpAddr::V4(ip) => ip.to_string(),
-        std::net::IpAddr::V6(ip) => format!("[{ip}]"),
-    };
-    format!("{scheme}://{host}:{}", addr.port())
+    let mut urls = vec![url("ws", config.listen)];
+    if config.tls_files().is_some() {
+        urls.push(url("wss", config.tls_listen));
+    }
+    PublicUrls::parse(&urls).expect("listener addresses are valid URLs")
 }
 
 #[cfg(test)]
@@ -82,7 +84,8 @@ mod tests {
     #[test]
     fn the_docs_show_wss_only_when_the_tls_listener_exists() {
         let plain = Config::parse_from(["runtime", "--listen", "0.0.0.0:9099", "x"]);
-        assert_eq!(docs_base_url(&plain), "ws://localhost:9099");
+        let urls = public_urls(&plain);
+        assert_eq!((urls.ws(), urls.wss()), (Some("ws://localhost:9099"), None));
         let tls = Config::parse_from([
             "runtime",
             "--tls-listen",
@@ -93,7 +96,17 @@ mod tests {
             "k.pem",
             "x",
         ]);
-        assert_eq!(docs_base_url(&tls), "wss://10.0.0.1:8443");
+        let urls = public_urls(&tls);
+        assert_eq!(
+            (urls.ws(), urls.wss()),
+            (Some("ws://localhost:9099"), Some("wss://10.0.0.1:8443"))
+        );
+        let proxied = Config::parse_from(["runtime", "--public-url", "wss://api.example.com", "x"]);
+        let urls = public_urls(&proxied);
+        assert_eq!(
+            (urls.ws(), urls.wss()),
+            (None, Some("wss://api.example.com"))
+        );
         // One file alone does not enable the listener: clap refuses it.
         assert!(Config::try_parse_from(["runtime", "--tls-cert", "c.pem", "x"]).is_err());
     }

@@ -18,12 +18,13 @@ use portico_compiler::{build, docs_for_plan, BuildOptions, LocatedDiagnostic, Op
 use serde::Serialize;
 use tracing::{error, info, warn};
 
-use crate::docs_site::{docs_base_url, DocsSite};
+use crate::docs_site::{public_urls, DocsSite};
 use crate::metrics::ResultLabels;
 use crate::relay::CloseCommand;
 use crate::routes::RouteTable;
 use crate::served::Served;
 use crate::Gateway;
+use portico_compiler::docs::PublicUrls;
 
 /// Where the plan comes from.
 #[derive(Clone, Debug)]
@@ -85,12 +86,12 @@ impl std::fmt::Display for LoadFailure {
 
 /// Builds the plan and renders its docs (CPU work: call it on a blocking thread). On failure,
 /// returns the diagnostics, located and rendered for people.
-pub fn load(source: &Source, docs_base_url: &str) -> Result<Loaded, LoadFailure> {
+pub fn load(source: &Source, public_urls: &PublicUrls) -> Result<Loaded, LoadFailure> {
     match source {
         Source::Specs { paths, options } => {
             let options = BuildOptions {
                 compile: options.clone(),
-                docs_base_url: docs_base_url.to_string(),
+                public_urls: public_urls.clone(),
             };
             let built = build(paths, &options).map_err(|report| LoadFailure {
                 text: report.text,
@@ -112,7 +113,7 @@ pub fn load(source: &Source, docs_base_url: &str) -> Result<Loaded, LoadFailure>
             })?;
             let plan = Plan::from_json(&text)
                 .map_err(|e| LoadFailure::new(format!("{}: {e}", path.display())))?;
-            let docs = docs_for_plan(&plan, docs_base_url);
+            let docs = docs_for_plan(&plan, public_urls);
             Ok(Loaded {
                 docs: DocsSite::build(&plan.hash, docs, true),
                 plan,
@@ -125,8 +126,8 @@ pub fn load(source: &Source, docs_base_url: &str) -> Result<Loaded, LoadFailure>
 /// [`load`] on a blocking thread, with the gateway's docs address.
 pub async fn load_blocking(gateway: &Gateway, source: &Source) -> Result<Loaded, LoadFailure> {
     let source = source.clone();
-    let base_url = docs_base_url(&gateway.config);
-    tokio::task::spawn_blocking(move || load(&source, &base_url))
+    let public = public_urls(&gateway.config);
+    tokio::task::spawn_blocking(move || load(&source, &public))
         .await
         .unwrap_or_else(|e| Err(LoadFailure::new(format!("the compiler panicked: {e}"))))
 }

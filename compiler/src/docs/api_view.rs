@@ -9,7 +9,7 @@ use super::collect::{ChannelDoc, MessageDoc, OperationDoc, ParamDoc, SchemeDoc, 
 use super::schema_table::{constraints, flatten_object, payload_view, type_label};
 use super::snippets::{example_of, example_path, example_query, snippets};
 use super::view::*;
-use super::{base_variants, Options};
+use super::{public_variants, Options};
 use crate::model::Direction;
 use crate::plan::{
     slug, Lifecycle, MessageDirection, Plan, PlanApi, Route, RouteAuth, RouteSecurity, SchemeKind,
@@ -132,7 +132,7 @@ pub(super) fn api_view(
     options: &Options,
 ) -> ApiView {
     let plan_api = plan.map(|(a, _)| a);
-    let (ws_base, wss_base) = base_variants(&options.base_url);
+    let public = &options.public_urls;
     let prototype = plan_api.is_some_and(|a| a.lifecycle == Lifecycle::Prototyped);
     // Channels: the spec's (matched to routes), else the plan's routes.
     let channels: Vec<(ChannelDoc, Option<&Route>)> = match (source, plan_api) {
@@ -164,17 +164,19 @@ pub(super) fn api_view(
             .or_else(|| channel.address.clone());
         let urls = match (plan_api, route) {
             (Some(api), Some(route)) => {
+                let (ws, wss) = public_variants(public, &route.pattern);
                 let mut urls = vec![UrlView {
                     label: "this version",
-                    ws: format!("{ws_base}{}", route.pattern),
-                    wss: format!("{wss_base}{}", route.pattern),
+                    ws,
+                    wss,
                 }];
                 if let Some(default) = &api.default_context {
                     let rest = route.pattern.strip_prefix(&api.context).unwrap_or("");
+                    let (ws, wss) = public_variants(public, &format!("{default}{rest}"));
                     urls.push(UrlView {
                         label: "default version",
-                        ws: format!("{ws_base}{default}{rest}"),
-                        wss: format!("{wss_base}{default}{rest}"),
+                        ws,
+                        wss,
                     });
                 }
                 urls
@@ -186,10 +188,11 @@ pub(super) fn api_view(
         let example_url = route.map(|r| {
             let path = example_path(&r.pattern, &channel.parameters);
             let query_string = example_query(channel.ws_binding.as_ref());
+            let (ws, wss) = public_variants(public, &format!("{path}{query_string}"));
             UrlView {
                 label: "example",
-                ws: format!("{ws_base}{path}{query_string}"),
-                wss: format!("{wss_base}{path}{query_string}"),
+                ws,
+                wss,
             }
         });
         let auth = match (route, &channel.auth_type) {
@@ -258,7 +261,9 @@ pub(super) fn api_view(
                 .flat_map(|o| &o.messages)
                 .next()
                 .and_then(example_of);
-            snippets(&url.ws, auth == Some("required"), &security, sent.as_ref())
+            // The snippets connect with TLS when the gateway is published with it.
+            let connect = url.wss.as_deref().or(url.ws.as_deref()).unwrap_or_default();
+            snippets(connect, auth == Some("required"), &security, sent.as_ref())
         });
         all_operations.extend(operation_views.iter().cloned());
         channel_views.push(ChannelView {
@@ -301,28 +306,34 @@ pub(super) fn api_view(
         .unwrap_or_default();
     let servers = match plan_api {
         Some(api) => {
-            let mut servers = vec![ServerView {
-                name: "gateway".into(),
-                url: format!("{ws_base}{}", api.context),
-                protocol: "ws".into(),
-                description: Some("Plain WebSocket.".into()),
-                kind: "gateway",
-            }];
-            servers.push(ServerView {
-                name: "gateway (TLS)".into(),
-                url: format!("{wss_base}{}", api.context),
-                protocol: "wss".into(),
-                description: Some("WebSocket over TLS.".into()),
-                kind: "gateway",
-            });
+            let mut servers = Vec::new();
+            let (ws, wss) = public_variants(public, &api.context);
+            if let Some(url) = ws {
+                servers.push(ServerView {
+                    name: "gateway".into(),
+                    url,
+                    protocol: "ws".into(),
+                    description: Some("Plain WebSocket.".into()),
+                    kind: "gateway",
+                });
+            }
+            if let Some(url) = wss {
+                servers.push(ServerView {
+                    name: "gateway (TLS)".into(),
+                    url,
+                    protocol: "wss".into(),
+                    description: Some("WebSocket over TLS.".into()),
+                    kind: "gateway",
+                });
+            }
             if let Some(default) = &api.default_context {
+                let url = format!("{}{default}", public.preferred());
+                let protocol = url.split_once("://").map(|(s, _)| s).unwrap_or("ws").into();
                 servers.push(ServerView {
                     name: "default version".into(),
-                    url: format!("{ws_base}{default}"),
-                    protocol: "ws".into(),
-                    description: Some(format!(
-                        "The same API without the version in the path (also `{wss_base}{default}`)."
-                    )),
+                    url,
+                    protocol,
+                    description: Some("The same API without the version in the path.".to_string()),
                     kind: "gateway",
                 });
             }

@@ -46,27 +46,79 @@ pub use markdown::{
 pub use render::{render, render_compilation, spec_files};
 pub use templates::{Templates, BUILTIN_TEMPLATES};
 
-/// The gateway address used in URLs when none is given (`compile --docs-base-url`).
+/// The gateway address the docs show when none is given (`compile --public-url`).
 pub const DEFAULT_BASE_URL: &str = "ws://localhost:9099";
 
+/// The gateway's public base URLs the pages show: a `ws://` one, a `wss://` one, or both. Only
+/// these are shown, so the docs never offer a `wss://` URL no listener serves.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PublicUrls {
+    ws: Option<String>,
+    wss: Option<String>,
+}
+
+impl PublicUrls {
+    /// From one or two URLs (one per scheme), each checked by [`normalize_base_url`].
+    pub fn parse<S: AsRef<str>>(urls: &[S]) -> Result<PublicUrls, String> {
+        let mut public = PublicUrls {
+            ws: None,
+            wss: None,
+        };
+        for url in urls {
+            let url = normalize_base_url(url.as_ref())?;
+            let slot = if url.starts_with("wss://") {
+                &mut public.wss
+            } else {
+                &mut public.ws
+            };
+            if let Some(first) = slot.replace(url.clone()) {
+                return Err(format!(
+                    "`{first}` and `{url}` are both public URLs for the same scheme: give at most one ws:// and one wss:// URL"
+                ));
+            }
+        }
+        if public.ws.is_none() && public.wss.is_none() {
+            return Err(format!(
+                "no public URL given: write one like {DEFAULT_BASE_URL}"
+            ));
+        }
+        Ok(public)
+    }
+
+    pub fn ws(&self) -> Option<&str> {
+        self.ws.as_deref()
+    }
+
+    pub fn wss(&self) -> Option<&str> {
+        self.wss.as_deref()
+    }
+
+    /// The URL clients should try first: `wss://` when there is one.
+    pub fn preferred(&self) -> &str {
+        self.wss
+            .as_deref()
+            .or(self.ws.as_deref())
+            .expect("parse keeps at least one URL")
+    }
+}
+
+impl Default for PublicUrls {
+    fn default() -> Self {
+        PublicUrls {
+            ws: Some(DEFAULT_BASE_URL.to_string()),
+            wss: None,
+        }
+    }
+}
+
 /// How pages are rendered.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Default)]
 pub struct Options {
-    /// `ws://host:port` or `wss://host:port` of the gateway, without a trailing `/`. Both the `ws`
-    /// and the `wss` variant of it are shown.
-    pub base_url: String,
+    /// Where clients reach the gateway.
+    pub public_urls: PublicUrls,
     /// Link each API page to its raw spec at `../specs/<api>/<version>.yaml` (as the runtime's
     /// admin listener serves them).
     pub spec_links: bool,
-}
-
-impl Default for Options {
-    fn default() -> Self {
-        Options {
-            base_url: DEFAULT_BASE_URL.to_string(),
-            spec_links: false,
-        }
-    }
 }
 
 /// Checks and normalizes a gateway base URL: `ws://` or `wss://` (or `http(s)://`, read as the
@@ -96,10 +148,12 @@ pub fn normalize_base_url(text: &str) -> Result<String, String> {
     Ok(format!("{scheme}://{}", rest.trim_end_matches('/')))
 }
 
-/// The `ws://` and `wss://` variants of a base URL.
-fn base_variants(base: &str) -> (String, String) {
-    let rest = base.split_once("://").map(|(_, r)| r).unwrap_or(base);
-    (format!("ws://{rest}"), format!("wss://{rest}"))
+/// The `ws://` and `wss://` URLs of `path` that the public URLs serve.
+fn public_variants(public: &PublicUrls, path: &str) -> (Option<String>, Option<String>) {
+    (
+        public.ws().map(|base| format!("{base}{path}")),
+        public.wss().map(|base| format!("{base}{path}")),
+    )
 }
 
 /// One rendered file, with its path relative to the docs folder.
@@ -138,5 +192,15 @@ mod tests {
         assert!(normalize_base_url("ftp://x").is_err());
         assert!(normalize_base_url("ws://x?y").is_err());
         assert!(normalize_base_url("localhost").is_err());
+        let both = PublicUrls::parse(&["ws://gw:9099", "https://gw:8099/"]).unwrap();
+        assert_eq!(
+            (both.ws(), both.wss()),
+            (Some("ws://gw:9099"), Some("wss://gw:8099"))
+        );
+        assert_eq!(both.preferred(), "wss://gw:8099");
+        let tls_only = PublicUrls::parse(&["wss://gw"]).unwrap();
+        assert_eq!(tls_only.ws(), None);
+        assert!(PublicUrls::parse(&["ws://a", "ws://b"]).is_err());
+        assert!(PublicUrls::parse::<&str>(&[]).is_err());
     }
 }

@@ -7,7 +7,7 @@ use super::api_view::api_view;
 use super::collect::{collect, Collected, SourceApi};
 use super::templates::{describe_error, Templates};
 use super::view::{ApiSummary, ApiView, BaseUrlView, SiteView};
-use super::{base_variants, Options, Page};
+use super::{Options, Page};
 use crate::compile::Compilation;
 use crate::plan::{slug, Plan, PlanApi};
 
@@ -23,7 +23,10 @@ pub fn render(
     templates: &Templates,
 ) -> Result<Vec<Page>, String> {
     let env = templates.environment()?;
-    let (ws, wss) = base_variants(&options.base_url);
+    let (ws, wss) = (
+        options.public_urls.ws().map(str::to_string),
+        options.public_urls.wss().map(str::to_string),
+    );
     let mut used_names: HashSet<String> = HashSet::new();
     let mut views: Vec<ApiView> = Vec::new();
     match plan {

@@ -16,8 +16,8 @@ pub(super) struct SiteView {
 
 #[derive(Serialize, Clone, Debug)]
 pub(super) struct BaseUrlView {
-    pub(super) ws: String,
-    pub(super) wss: String,
+    pub(super) ws: Option<String>,
+    pub(super) wss: Option<String>,
 }
 
 #[derive(Serialize, Clone, Debug)]
@@ -219,8 +219,9 @@ pub(super) struct ScopeRuleView {
 #[derive(Serialize, Clone, Debug)]
 pub(super) struct UrlView {
     pub(super) label: &'static str,
-    pub(super) ws: String,
-    pub(super) wss: String,
+    /// Only the schemes the gateway is published under.
+    pub(super) ws: Option<String>,
+    pub(super) wss: Option<String>,
 }
 
 #[derive(Serialize, Clone, Debug)]
