@@ -26,4 +26,5 @@ if ! command -v chromium >/dev/null 2>&1; then
   $SUDO apt-get update -qq >/dev/null
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq chromium >/dev/null
 fi
+[ -d "$CI/sarif/node_modules/@microsoft/sarif-multitool" ] || { echo "setup: SARIF validator (npm)"; npm install --prefix "$CI/sarif" --no-audit --no-fund --silent @microsoft/sarif-multitool@5.7.0; }
 echo "setup: done"

@@ -68,6 +68,12 @@ struct Cli {
     #[arg(long, default_value = "human", value_parser = ["human", "json", "sarif", "github"])]
     format: String,
 
+    /// Page each SARIF rule's `helpUri` points at, with `#CODE` appended: the diagnostics
+    /// reference (`docs/diagnostics.md`) where your team reads it, e.g. a fork or an internal
+    /// mirror.
+    #[arg(long, value_name = "URL", default_value = render::DEFAULT_HELP_BASE_URL)]
+    help_base_url: String,
+
     /// Treat warnings as errors for the exit status.
     #[arg(long)]
     deny_warnings: bool,
@@ -125,6 +131,13 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    let help_base_url = match render::parse_help_base_url(&cli.help_base_url) {
+        Ok(url) => url,
+        Err(e) => {
+            eprintln!("error: --help-base-url: {e}");
+            return ExitCode::from(2);
+        }
+    };
     let templates = match &cli.templates {
         Some(dir) => match read_templates(dir) {
             Ok(t) => t,
@@ -159,7 +172,8 @@ fn main() -> ExitCode {
             Ok(())
         }
         Format::Json => std::io::stdout().write_all(render::json(sources, &diags).as_bytes()),
-        Format::Sarif => std::io::stdout().write_all(render::sarif(sources, &diags).as_bytes()),
+        Format::Sarif => std::io::stdout()
+            .write_all(render::sarif_with_help(sources, &diags, &help_base_url).as_bytes()),
         Format::Github => std::io::stdout().write_all(render::github(sources, &diags).as_bytes()),
     };
     if printed.is_err() {

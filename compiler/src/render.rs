@@ -177,12 +177,81 @@ fn uri_of(path: &str) -> String {
     percent_encoding::utf8_percent_encode(path, PATH).to_string()
 }
 
-/// SARIF 2.1.0, for GitHub code scanning and other SARIF consumers.
+/// Where a diagnostic's file is, as a SARIF `artifactLocation.uri`: an absolute path becomes a
+/// `file://` URI (SARIF forbids relative references that begin with `/`), a relative path stays
+/// a percent-encoded relative reference, resolved by code-scanning tools against the checkout.
+fn artifact_uri(path: &std::path::Path) -> String {
+    if path.is_absolute() {
+        if let Ok(url) = url::Url::from_file_path(path) {
+            return url.to_string();
+        }
+    }
+    uri_of(&path.to_string_lossy().replace('\\', "/"))
+}
+
+/// Where `compile --format sarif` points each rule's `helpUri` by default: the diagnostics page
+/// of the project's repository, one anchor per code.
+pub const DEFAULT_HELP_BASE_URL: &str =
+    "https://github.com/portico/portico/blob/main/docs/diagnostics.md";
+
+/// The tool's home page, SARIF's `informationUri`.
+pub const INFORMATION_URI: &str = "https://github.com/portico/portico";
+
+/// Checks a `--help-base-url`: an absolute `http(s)` URL without a fragment (each rule adds its
+/// own `#code`) and without user-info (it is published in every report).
+pub fn parse_help_base_url(text: &str) -> Result<String, String> {
+    let url =
+        url::Url::parse(text).map_err(|e| format!("`{text}` is not an absolute URL ({e})"))?;
+    if !matches!(url.scheme(), "http" | "https") {
+        return Err(format!("`{text}` is not an http:// or https:// URL"));
+    }
+    if url.fragment().is_some() {
+        return Err(format!(
+            "`{text}` has a `#` fragment; give the page, each rule adds its own `#code`"
+        ));
+    }
+    if !url.username().is_empty() || url.password().is_some() {
+        return Err("the URL has user-info; it would be published in every report".to_string());
+    }
+    Ok(text.to_string())
+}
+
+/// A diagnostic code as a SARIF rule `name`: PascalCase (`ref-unresolved` → `RefUnresolved`), as
+/// SARIF asks, so that it reads as a name rather than repeating the `id`.
+pub fn rule_name(code: &str) -> String {
+    code.split(|c: char| !c.is_ascii_alphanumeric())
+        .filter(|part| !part.is_empty())
+        .map(|part| {
+            let mut chars = part.chars();
+            match chars.next() {
+                Some(first) => first.to_ascii_uppercase().to_string() + chars.as_str(),
+                None => String::new(),
+            }
+        })
+        .collect()
+}
+
+/// SARIF 2.1.0 with the default `helpUri` base, for GitHub code scanning and other SARIF consumers.
 pub fn sarif(sources: &SourceMap, diags: &[Diagnostic]) -> String {
+    sarif_with_help(sources, diags, DEFAULT_HELP_BASE_URL)
+}
+
+/// SARIF 2.1.0; each rule's `helpUri` is `help_base_url#code`, the code's row in
+/// `docs/diagnostics.md`.
+pub fn sarif_with_help(sources: &SourceMap, diags: &[Diagnostic], help_base_url: &str) -> String {
     let mut codes: Vec<&str> = diags.iter().map(|d| d.code).collect();
     codes.sort_unstable();
     codes.dedup();
-    let rules: Vec<Value> = codes.iter().map(|c| json!({"id": c, "name": c})).collect();
+    let rules: Vec<Value> = codes
+        .iter()
+        .map(|c| {
+            json!({
+                "id": c,
+                "name": rule_name(c),
+                "helpUri": format!("{help_base_url}#{c}"),
+            })
+        })
+        .collect();
     let results: Vec<Value> = diags
         .iter()
         .map(|d| {
@@ -203,10 +272,11 @@ pub fn sarif(sources: &SourceMap, diags: &[Diagnostic]) -> String {
                 "level": level,
                 "message": {"text": text},
             });
-            if let (Some(path), Some(span)) = (path_of(sources, d), d.span) {
+            if let Some(span) = d.span {
+                let path = &sources.get(span.file).path;
                 result["locations"] = json!([{
                     "physicalLocation": {
-                        "artifactLocation": {"uri": uri_of(&path)},
+                        "artifactLocation": {"uri": artifact_uri(path)},
                         "region": {"startLine": span.line, "startColumn": span.col}
                     },
                     "logicalLocations": [{"fullyQualifiedName": d.pointer, "kind": "member"}]
@@ -222,6 +292,7 @@ pub fn sarif(sources: &SourceMap, diags: &[Diagnostic]) -> String {
             "tool": {"driver": {
                 "name": "portico-compile",
                 "version": env!("CARGO_PKG_VERSION"),
+                "informationUri": INFORMATION_URI,
                 "rules": rules,
             }},
             "results": results,
