@@ -62,11 +62,14 @@ pub fn project_for(files: &mut Files, spec: &Path, diags: &mut Vec<Diagnostic>) 
         return ApiProject::default();
     };
     let data = root.get("data").unwrap_or(root);
+    // A load-balanced list serves its first URL (the import report says so at the list).
     let endpoint = |key: &str| {
-        data.get("endpointConfig")
-            .and_then(|c| c.get(key))
-            .and_then(|e| e.get("url"))
-            .cloned()
+        let endpoints = data.get("endpointConfig").and_then(|c| c.get(key))?;
+        let single = match endpoints.as_seq() {
+            Some(list) => list.first()?,
+            None => endpoints,
+        };
+        single.get("url").cloned()
     };
     ApiProject {
         file: Some(id),
@@ -181,7 +184,7 @@ pub fn import_report(files: &Files, project: &ApiProject, diags: &mut Vec<Diagno
                     },
                     "production_endpoints" | "sandbox_endpoints" => {
                         if v.as_seq().is_some_and(|l| l.len() > 1) {
-                            "a list of endpoints (load balancing) is not supported; one URL is used"
+                            "a list of endpoints (load balancing) is not supported; the first URL is used"
                         } else {
                             continue;
                         }

@@ -571,6 +571,14 @@ data:
     .collect();
     assert_eq!(warned, expected, "{:#?}", out.diagnostics);
 
+    // A load-balanced list serves its first URL, as its warning says.
+    let plan = out.plan.as_ref().expect("a plan");
+    assert_eq!(plan.apis[0].endpoints.production, "ws://chat-backend-1:8080");
+    assert_eq!(
+        plan.apis[0].endpoints.sandbox.as_deref(),
+        Some("ws://chat-sandbox.internal:8080")
+    );
+
     // What it does use is read, including the description (into the docs).
     let api = &out.apis[0];
     assert_eq!(
