@@ -573,7 +573,10 @@ data:
 
     // A load-balanced list serves its first URL, as its warning says.
     let plan = out.plan.as_ref().expect("a plan");
-    assert_eq!(plan.apis[0].endpoints.production, "ws://chat-backend-1:8080");
+    assert_eq!(
+        plan.apis[0].endpoints.production,
+        "ws://chat-backend-1:8080"
+    );
     assert_eq!(
         plan.apis[0].endpoints.sandbox.as_deref(),
         Some("ws://chat-sandbox.internal:8080")
