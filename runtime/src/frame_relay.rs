@@ -44,7 +44,7 @@ use tokio_tungstenite::tungstenite::protocol::frame::coding::{CloseCode, Control
 use tokio_tungstenite::tungstenite::protocol::frame::FrameHeader;
 
 use crate::metrics::ConnectionMetrics;
-use crate::relay::{CloseCommand, RelayOptions, RelayReport};
+use crate::relay::{CloseCommand, RelayOptions, RelayReport, Side};
 
 /// The largest frame the relay buffers when no limit is configured: a frame is forwarded whole, so
 /// its length is always bounded.
@@ -178,32 +178,6 @@ mod pool {
                 free.push(buf);
             }
         });
-    }
-}
-
-#[derive(Copy, Clone, PartialEq, Eq, Debug)]
-enum Side {
-    Client,
-    Backend,
-}
-
-impl Side {
-    fn index(self) -> usize {
-        self as usize
-    }
-
-    fn other(self) -> Side {
-        match self {
-            Side::Client => Side::Backend,
-            Side::Backend => Side::Client,
-        }
-    }
-
-    fn name(self) -> &'static str {
-        match self {
-            Side::Client => "client",
-            Side::Backend => "backend",
-        }
     }
 }
 

@@ -104,25 +104,26 @@ fn forget(queue: &mut VecDeque<Bytes>, payload: &Bytes) -> bool {
     }
 }
 
-#[derive(Copy, Clone, PartialEq, Eq)]
-enum Side {
+/// The two ends of a relayed connection (both relays use it).
+#[derive(Copy, Clone, PartialEq, Eq, Debug)]
+pub(crate) enum Side {
     Client,
     Backend,
 }
 
 impl Side {
-    fn index(self) -> usize {
+    pub(crate) fn index(self) -> usize {
         self as usize
     }
 
-    fn other(self) -> Side {
+    pub(crate) fn other(self) -> Side {
         match self {
             Side::Client => Side::Backend,
             Side::Backend => Side::Client,
         }
     }
 
-    fn name(self) -> &'static str {
+    pub(crate) fn name(self) -> &'static str {
         match self {
             Side::Client => "client",
             Side::Backend => "backend",
