@@ -743,3 +743,103 @@ async fn peer_chosen_close_codes_are_bucketed_in_metrics() {
         "{m}"
     );
 }
+
+/// A backend that completes the upgrade by hand, sends `hostile` (raw bytes) and returns the close
+/// code of the first Close the gateway sends it (the gateway masks frames toward a backend).
+async fn hostile_backend(hostile: Vec<u8>) -> (String, tokio::task::JoinHandle<Option<u16>>) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let endpoint = format!("ws://{}", listener.local_addr().unwrap());
+    let task = tokio::spawn(async move {
+        let (mut s, _) = listener.accept().await.ok()?;
+        let mut head = Vec::new();
+        while !head.ends_with(b"\r\n\r\n") {
+            let mut byte = [0u8; 1];
+            s.read_exact(&mut byte).await.ok()?;
+            head.push(byte[0]);
+        }
+        let head = String::from_utf8_lossy(&head).to_string();
+        let key = head.lines().find_map(|l| {
+            l.to_ascii_lowercase()
+                .strip_prefix("sec-websocket-key:")
+                .map(|_| l[18..].trim().to_string())
+        })?;
+        let accept = tungstenite::handshake::derive_accept_key(key.as_bytes());
+        let response = format!("HTTP/1.1 101 Switching Protocols\r\nupgrade: websocket\r\nconnection: Upgrade\r\nsec-websocket-accept: {accept}\r\n\r\n");
+        s.write_all(response.as_bytes()).await.ok()?;
+        s.write_all(&hostile).await.ok()?;
+        // The gateway's frames to this backend: skip until its Close.
+        loop {
+            let mut two = [0u8; 2];
+            s.read_exact(&mut two).await.ok()?;
+            assert_eq!(two[1] & 0x80, 0x80, "frames toward a backend are masked");
+            let len = match two[1] & 0x7f {
+                126 => s.read_u16().await.ok()? as usize,
+                127 => s.read_u64().await.ok()? as usize,
+                n => n as usize,
+            };
+            let mut mask = [0u8; 4];
+            s.read_exact(&mut mask).await.ok()?;
+            let mut payload = vec![0u8; len];
+            s.read_exact(&mut payload).await.ok()?;
+            if two[0] & 0x0f == opcode::CLOSE && payload.len() >= 2 {
+                let (a, b) = (payload[0] ^ mask[0], payload[1] ^ mask[1]);
+                return Some(u16::from_be_bytes([a, b]));
+            }
+        }
+    });
+    (endpoint, task)
+}
+
+/// A backend is as untrusted as a client: a frame that breaks the protocol, is not UTF-8 or is over
+/// the message limit is not forwarded, the client is told the backend was lost (1011), and the
+/// backend is told why (1002, 1007, 1009).
+#[tokio::test]
+async fn a_backend_breaking_the_protocol_is_closed_and_nothing_of_it_is_forwarded() {
+    let mut rsv1 = encode_frame(true, opcode::TEXT, b"deflated?", false);
+    rsv1[0] |= 0x40;
+    // A binary frame header announcing 2 MiB, with no payload sent.
+    let mut too_large = vec![0x80 | opcode::BINARY, 127];
+    too_large.extend_from_slice(&(2u64 << 20).to_be_bytes());
+    let cases: Vec<(&str, Vec<u8>, u16)> = vec![
+        (
+            "a masked frame",
+            encode_frame(true, opcode::TEXT, b"masked", true),
+            1002,
+        ),
+        ("a reserved bit", rsv1, 1002),
+        (
+            "a reserved opcode",
+            encode_frame(true, 0x3, b"x", false),
+            1002,
+        ),
+        (
+            "a continuation out of place",
+            encode_frame(true, opcode::CONTINUATION, b"x", false),
+            1002,
+        ),
+        (
+            "text that is not UTF-8",
+            encode_frame(true, opcode::TEXT, &[0x61, 0xff, 0xfe], false),
+            1007,
+        ),
+        ("a message over the limit", too_large, 1009),
+    ];
+    for (what, hostile, told) in cases {
+        let (endpoint, backend) = hostile_backend(hostile).await;
+        let g = gateway_to(&endpoint, &["--max-message-bytes", "1048576"]).await;
+        let mut c = connect(&g.url("/svc/v1/t")).await;
+        match next_message(&mut c).await {
+            Some(Ok(Message::Close(Some(frame)))) => {
+                assert_eq!(u16::from(frame.code), 1011, "{what}: {frame:?}")
+            }
+            other => panic!("{what}: the client got {other:?} instead of a Close"),
+        }
+        // Reading on sends the client's Close reply, which completes the drain toward the backend.
+        while let Some(Ok(m)) = next_message(&mut c).await {
+            assert!(matches!(m, Message::Close(_)), "{what}: forwarded {m:?}");
+        }
+        let code = within(STEP, what, backend).await.expect("backend task");
+        assert_eq!(code, Some(told), "{what}");
+    }
+}
