@@ -19,11 +19,20 @@
 //! * pings and pongs pass through (each end answers its peer's pings itself); the gateway's
 //!   keepalive ping goes to the client and its pong is not forwarded.
 //!
-//! Only text frames (to check UTF-8) and control frames (to read them) are looked into; a masked text
-//! frame is unmasked in place and masked again with its own key before it goes on.
+//! Only text frames (to check UTF-8) and control frames (to read them) are looked into; a masked
+//! text frame is checked through a small unmasked copy and left as sent.
+//!
+//! Large frames are cut through: a data frame of at least `STREAM_FROM` bytes whose payload has
+//! not all arrived is checked on its header (limits, order, mask) and on the text it has so far,
+//! then forwarded piece by piece as it arrives. A large message so crosses the
+//! gateway once rather than waiting in it for its last byte, and a connection holds at most
+//! `STREAM_BUFFER` of it. The price: text found not to be UTF-8 after part of its frame went on
+//! can no longer be refused whole; the sender is closed with 1007 and the receiver, in the middle of
+//! a frame where no Close can go, is cut off. While a frame is streamed to a side, the gateway's
+//! own Close and keepalive ping for it wait for the frame's end.
 //!
 //! Memory: an idle connection holds no buffer. A pump waits for its source to become readable
-//! ([`FrameSource::ready`]), then reads into a buffer from a per-thread pool and gives it back as
+//! ([`FrameSource::poll_ready`]), then reads into a buffer from a per-thread pool and gives it back as
 //! soon as no partial frame is left. Everything complete in one read goes out in one write.
 
 use std::cell::RefCell;
@@ -46,9 +55,17 @@ use tokio_tungstenite::tungstenite::protocol::frame::FrameHeader;
 use crate::metrics::ConnectionMetrics;
 use crate::relay::{CloseCommand, RelayOptions, RelayReport, Side};
 
-/// The largest frame the relay buffers when no limit is configured: a frame is forwarded whole, so
-/// its length is always bounded.
+/// The largest frame the relay takes when no limit is configured.
 const UNLIMITED_FRAME: usize = 64 << 20;
+
+/// A data frame at least this long whose payload is not all there yet is forwarded as it arrives
+/// (cut-through) instead of once it is whole: a large message costs one pass through the gateway,
+/// not two, and a connection holds at most [`STREAM_BUFFER`] of it.
+const STREAM_FROM: u64 = pool::CHUNK as u64;
+/// The read buffer of a pump that is streaming a frame.
+const STREAM_BUFFER: usize = 4 * pool::CHUNK;
+/// How long the gateway tries to end a connection it has to cut off in the middle of a frame.
+const CUT_OFF_GRACE: Duration = Duration::from_secs(1);
 
 /// What a pump reads from: waits for readiness without holding a buffer, then reads what is there.
 pub trait FrameSource: Send {
@@ -57,6 +74,11 @@ pub trait FrameSource: Send {
     /// Appends what can be read without waiting to `buf`: `None` if nothing is there yet,
     /// `Some(Ok(0))` at the end of the stream.
     fn read_now(&mut self, buf: &mut Vec<u8>) -> Option<io::Result<usize>>;
+    /// Whether the peer has closed its sending side (or the connection failed), even with unread
+    /// bytes still queued: seen by a pump that has stopped reading because its writes are blocked.
+    fn read_closed(&mut self) -> bool {
+        false
+    }
 }
 
 impl FrameSource for tokio::net::tcp::ReadHalf<'_> {
@@ -67,6 +89,10 @@ impl FrameSource for tokio::net::tcp::ReadHalf<'_> {
     fn read_now(&mut self, buf: &mut Vec<u8>) -> Option<io::Result<usize>> {
         read_tcp_now(self.as_ref(), buf)
     }
+
+    fn read_closed(&mut self) -> bool {
+        tcp_read_closed(self.as_ref())
+    }
 }
 
 impl FrameSource for tokio::net::tcp::OwnedReadHalf {
@@ -76,6 +102,20 @@ impl FrameSource for tokio::net::tcp::OwnedReadHalf {
 
     fn read_now(&mut self, buf: &mut Vec<u8>) -> Option<io::Result<usize>> {
         read_tcp_now(self.as_ref(), buf)
+    }
+
+    fn read_closed(&mut self) -> bool {
+        tcp_read_closed(self.as_ref())
+    }
+}
+
+/// The readiness the last event left (epoll reports a peer's FIN or RST as it comes, before the
+/// bytes ahead of it are read).
+fn tcp_read_closed(tcp: &TcpStream) -> bool {
+    match tcp.ready(Interest::READABLE).now_or_never() {
+        Some(Ok(ready)) => ready.is_read_closed(),
+        Some(Err(_)) => true,
+        None => false,
     }
 }
 
@@ -205,8 +245,8 @@ struct Shared {
     fault: [Option<CloseCommand>; 2],
     last_data: Instant,
     last_from_client: Instant,
-    /// The gateway's keepalive ping is out and its pong not yet seen.
-    keepalive_out: bool,
+    /// The gateway's keepalive ping is out (since then) and its pong not yet seen.
+    keepalive_sent: Option<Instant>,
     report: RelayReport,
 }
 
@@ -251,12 +291,13 @@ impl Signals {
         self.raise(CLOSE);
     }
 
-    fn take(&self) -> u8 {
-        self.bits.swap(0, Ordering::AcqRel)
+    /// Takes the raised bits except `deferred`, which stay raised.
+    fn take(&self, deferred: u8) -> u8 {
+        self.bits.fetch_and(deferred, Ordering::AcqRel) & !deferred
     }
 
-    fn pending(&self) -> bool {
-        self.bits.load(Ordering::Acquire) != 0
+    fn pending(&self, deferred: u8) -> bool {
+        self.bits.load(Ordering::Acquire) & !deferred != 0
     }
 }
 
@@ -282,7 +323,7 @@ where
         fault: [None, None],
         last_data: now,
         last_from_client: now,
-        keepalive_out: false,
+        keepalive_sent: None,
         report: RelayReport::default(),
     });
     // The up pump's and the down pump's signals.
@@ -320,9 +361,13 @@ where
                     }
                 }
                 _ = interval.tick() => {
-                    let (idle_for, silent_for) = {
+                    let (idle_for, silent_for, ping_sent) = {
                         let s = shared.lock().expect("relay state");
-                        (s.last_data.elapsed(), s.last_from_client.elapsed())
+                        (
+                            s.last_data.elapsed(),
+                            s.last_from_client.elapsed(),
+                            s.keepalive_sent,
+                        )
                     };
                     if options.idle_timeout.is_some_and(|idle| idle_for >= idle) {
                         close_both(CloseCommand::new(1001, "idle timeout"));
@@ -332,13 +377,16 @@ where
                         if ping_pending.is_some_and(|sent| silent_for < sent.elapsed()) {
                             ping_pending = None;
                         }
-                        if ping_pending.is_some_and(|sent| sent.elapsed() >= every) {
+                        // Timed from when the ping went out: it waits while a frame is streamed
+                        // to the client.
+                        if ping_pending.is_some_and(|raised| {
+                            ping_sent.is_some_and(|sent| sent >= raised && sent.elapsed() >= every)
+                        }) {
                             close_both(CloseCommand::new(1011, "keepalive timeout"));
                             return;
                         }
                         if ping_pending.is_none() && silent_for >= every {
                             ping_pending = Some(Instant::now());
-                            shared.lock().expect("relay state").keepalive_out = true;
                             signals[Side::Backend.index()].raise(PING);
                         }
                     }
@@ -418,6 +466,19 @@ struct Fragmented {
     utf8: Utf8Stream,
 }
 
+/// A data frame whose payload is still arriving: what came so far has gone on (or, for a side
+/// whose data is no longer forwarded, was dropped).
+struct Streamed {
+    /// Payload bytes still to come.
+    remaining: u64,
+    /// Payload bytes seen so far, modulo 4: the mask's phase for the next piece.
+    phase: u8,
+    mask: Option<[u8; 4]>,
+    fin: bool,
+    /// Forwarded (else dropped).
+    forward: bool,
+}
+
 /// UTF-8 checked frame by frame: a character split across frames is carried over.
 #[derive(Default)]
 struct Utf8Stream {
@@ -453,9 +514,12 @@ impl Utf8Stream {
 
 impl Utf8Stream {
     /// [`Utf8Stream::feed`] for a masked payload, left as it is: unmasked a block at a time into
-    /// a stack buffer (one pass over the payload, eight bytes per step).
-    fn feed_masked(&mut self, payload: &[u8], mask: [u8; 4], last: bool) -> bool {
+    /// a stack buffer (one pass over the payload, eight bytes per step). `offset`: where `payload`
+    /// starts in its frame (a streamed frame arrives in pieces), which sets the mask's phase.
+    fn feed_masked(&mut self, payload: &[u8], mask: [u8; 4], offset: u64, last: bool) -> bool {
         const BLOCK: usize = 512;
+        let phase = (offset & 3) as usize;
+        let mask = [0, 1, 2, 3].map(|i| mask[(phase + i) & 3]);
         let mask8 = u64::from_ne_bytes([
             mask[0], mask[1], mask[2], mask[3], mask[0], mask[1], mask[2], mask[3],
         ]);
@@ -495,6 +559,8 @@ enum Step {
     Forward,
     /// Forward, and it ends a data message (count it).
     ForwardMessage,
+    /// Forward what there is of a data frame; the rest follows as it arrives ([`Streamed`]).
+    Stream(Streamed),
     /// Not forwarded (the pong to the gateway's keepalive, anything after a Close).
     Skip,
     /// A Close, with its code and reason (`None`: no payload).
@@ -507,59 +573,117 @@ fn protocol_error(why: &str) -> Step {
     Step::Fail(CloseCommand::new(1002, why))
 }
 
+/// The rules a frame's first bytes decide: reserved bits, and the mask each side must (not) use.
+fn check_header(side: Side, header: &FrameHeader) -> Option<Step> {
+    if header.rsv1 || header.rsv2 || header.rsv3 {
+        return Some(protocol_error("reserved bits set"));
+    }
+    match (side, header.mask) {
+        (Side::Client, None) => Some(protocol_error("unmasked client frame")),
+        (Side::Backend, Some(_)) => Some(protocol_error("masked server frame")),
+        _ => None,
+    }
+}
+
+/// The rules a data frame's header decides: its place in the message and the message's size. Takes
+/// the frame into `message` (its whole length counts, so a limit holds before any of it is sent).
+fn admit_data(
+    data: Data,
+    length: u64,
+    message: &mut Fragmented,
+    limits: FrameLimits,
+) -> Result<(), Step> {
+    let starts = match data {
+        Data::Continue if !message.open => {
+            return Err(protocol_error("continuation frame without a message"))
+        }
+        Data::Continue => false,
+        Data::Text | Data::Binary if message.open => {
+            return Err(protocol_error("a new message inside a fragmented one"))
+        }
+        Data::Text | Data::Binary => true,
+        Data::Reserved(_) => return Err(protocol_error("reserved opcode")),
+    };
+    if starts {
+        *message = Fragmented {
+            open: true,
+            text: data == Data::Text,
+            ..Fragmented::default()
+        };
+    }
+    message.len = message
+        .len
+        .saturating_add(usize::try_from(length).unwrap_or(usize::MAX));
+    if limits.max_message.is_some_and(|max| message.len > max) {
+        return Err(Step::Fail(CloseCommand::new(1009, "message too large")));
+    }
+    Ok(())
+}
+
+/// Checks the next piece of the current message's payload (as sent, masked or not) if it is text.
+/// `offset`: where the piece starts in its frame; `last`: the message ends with it.
+fn text_is_valid(
+    message: &mut Fragmented,
+    piece: &[u8],
+    mask: Option<[u8; 4]>,
+    offset: u64,
+    last: bool,
+) -> bool {
+    !message.text
+        || match mask {
+            Some(mask) => message.utf8.feed_masked(piece, mask, offset, last),
+            None => message.utf8.feed(piece, last),
+        }
+}
+
+/// Starts streaming a data frame of which `available` has arrived: what its header decides and the
+/// text it has so far are checked first, so a frame that breaks a rule is not begun.
+fn begin_stream(
+    side: Side,
+    header: &FrameHeader,
+    data: Data,
+    length: u64,
+    available: &[u8],
+    message: &mut Fragmented,
+    limits: FrameLimits,
+) -> Step {
+    if let Some(fault) = check_header(side, header) {
+        return fault;
+    }
+    if let Err(fault) = admit_data(data, length, message, limits) {
+        return fault;
+    }
+    if !text_is_valid(message, available, header.mask, 0, false) {
+        return Step::Fail(CloseCommand::new(1007, "invalid UTF-8"));
+    }
+    Step::Stream(Streamed {
+        remaining: length - available.len() as u64,
+        phase: (available.len() & 3) as u8,
+        mask: header.mask,
+        fin: header.is_final,
+        forward: true,
+    })
+}
+
 /// Looks at one complete frame from `side` (its payload in place, masked as sent) and decides.
 fn inspect(
     side: Side,
     header: &FrameHeader,
-    payload: &mut [u8],
+    payload: &[u8],
     message: &mut Fragmented,
     limits: FrameLimits,
     keepalive_out: bool,
 ) -> Step {
-    if header.rsv1 || header.rsv2 || header.rsv3 {
-        return protocol_error("reserved bits set");
-    }
-    match (side, header.mask) {
-        (Side::Client, None) => return protocol_error("unmasked client frame"),
-        (Side::Backend, Some(_)) => return protocol_error("masked server frame"),
-        _ => {}
+    if let Some(fault) = check_header(side, header) {
+        return fault;
     }
     match header.opcode {
         OpCode::Data(data) => {
-            let starts = match data {
-                Data::Continue => {
-                    if !message.open {
-                        return protocol_error("continuation frame without a message");
-                    }
-                    false
-                }
-                Data::Text | Data::Binary => {
-                    if message.open {
-                        return protocol_error("a new message inside a fragmented one");
-                    }
-                    true
-                }
-                Data::Reserved(_) => return protocol_error("reserved opcode"),
-            };
-            if starts {
-                *message = Fragmented {
-                    open: true,
-                    text: data == Data::Text,
-                    ..Fragmented::default()
-                };
+            if let Err(fault) = admit_data(data, payload.len() as u64, message, limits) {
+                return fault;
             }
-            message.len = message.len.saturating_add(payload.len());
-            if limits.max_message.is_some_and(|max| message.len > max) {
-                return Step::Fail(CloseCommand::new(1009, "message too large"));
-            }
-            if message.text {
-                let valid = match header.mask {
-                    Some(mask) => message.utf8.feed_masked(payload, mask, header.is_final),
-                    None => message.utf8.feed(payload, header.is_final),
-                };
-                if !valid {
-                    return Step::Fail(CloseCommand::new(1007, "invalid UTF-8"));
-                }
+            if !text_is_valid(message, payload, header.mask, 0, header.is_final) {
+                return Step::Fail(CloseCommand::new(1007, "invalid UTF-8"));
             }
             if header.is_final {
                 message.open = false;
@@ -714,6 +838,8 @@ async fn blocked_write<R: FrameSource, W: AsyncWrite + Unpin>(
     };
     tokio::pin!(deadline);
     let mut source_open = true;
+    // With `held` full the source is no longer read, so its departure is looked for instead.
+    let mut departure_check = tokio::time::interval(Duration::from_millis(200));
     loop {
         let readable = tokio::select! {
             biased;
@@ -721,6 +847,12 @@ async fn blocked_write<R: FrameSource, W: AsyncWrite + Unpin>(
                 return if result.is_ok() { Written::Ok } else { Written::Failed };
             }
             ready = poll_fn(|cx| from.poll_ready(cx)), if source_open && held.len() < pool::CHUNK => ready.is_ok(),
+            _ = departure_check.tick(), if !source_open => {
+                if from.read_closed() {
+                    return Written::SourceLeft;
+                }
+                continue;
+            }
             _ = &mut deadline => return Written::TimedOut,
         };
         if !readable {
@@ -757,6 +889,8 @@ where
     let mut buf = leftover;
     let mut held = Vec::new();
     let mut message = Fragmented::default();
+    // The data frame from `from` that is being streamed, if any.
+    let mut streamed: Option<Streamed> = None;
     // `to` can still take frames (no Close sent, no write failed).
     let mut to_open = true;
     // `from` broke the protocol: what it sends now is only searched for its Close.
@@ -814,10 +948,28 @@ where
         }};
     }
 
+    // `to` is in the middle of a frame, where no Close can reach it: its connection is to be ended.
+    let mut cut_off = false;
+    // Ends `to`'s connection; awaited only where few locals are alive, to keep the task small.
+    macro_rules! end_cut_off {
+        () => {{
+            if cut_off {
+                cut_off = false;
+                // Boxed: rare, and its timer would otherwise take room in every connection's task.
+                let _ = Box::pin(tokio::time::timeout(CUT_OFF_GRACE, to.shutdown())).await;
+            }
+        }};
+    }
+
     loop {
+        end_cut_off!();
+        // While a frame is streamed to `to`, a Close or a ping for it waits until the frame ends
+        // (the close grace bounds that wait for the gateway's own closes).
+        let mid_frame = to_open && streamed.as_ref().is_some_and(|s| s.forward);
+        let deferred = if mid_frame { CLOSE | PING } else { 0 };
         // Signals first: a flood from the source must not keep a close or a keepalive from going out.
-        if p.own.pending() {
-            let bits = p.own.take();
+        if p.own.pending(deferred) {
+            let bits = p.own.take(deferred);
             if bits & CLOSE != 0 {
                 let cmd = p.own.close.lock().expect("relay signals").take();
                 if let Some(cmd) = cmd {
@@ -831,6 +983,7 @@ where
                     OpCode::Control(Control::Ping),
                     KEEPALIVE_PAYLOAD.to_vec(),
                 );
+                p.shared.lock().expect("relay state").keepalive_sent = Some(Instant::now());
                 write_to!(&ping);
             }
             if bits & FINISHED != 0 {
@@ -865,7 +1018,7 @@ where
             }
             let woke = poll_fn(|cx| {
                 p.own.waker.register(cx.waker());
-                if p.own.pending() {
+                if p.own.pending(deferred) {
                     return Poll::Ready(None);
                 }
                 from.poll_ready(cx).map(Some)
@@ -879,7 +1032,9 @@ where
                     if buf.capacity() == 0 {
                         buf = pool::take();
                     }
-                    if buf.capacity() - buf.len() < 1024 {
+                    if streamed.is_some() && buf.capacity() < STREAM_BUFFER {
+                        buf.reserve(STREAM_BUFFER - buf.len());
+                    } else if buf.capacity() - buf.len() < 1024 {
                         buf.reserve(pool::CHUNK);
                     }
                     match from.read_now(&mut buf) {
@@ -905,13 +1060,17 @@ where
                     s.note_initiator(side.name(), &cmd);
                     (cmd, faulty)
                 };
-                close_to!(cmd);
+                if mid_frame {
+                    to_open = false;
+                    cut_off = true;
+                } else {
+                    close_to!(cmd);
+                }
                 if faulty {
                     p.other.raise(FINISHED);
                 }
             }
-            pool::give(std::mem::take(&mut buf));
-            return;
+            break;
         }
 
         // Parse every complete frame; forward runs of them in one write.
@@ -922,9 +1081,56 @@ where
         let mut data_seen = false;
         let (keepalive_out, mut after_close) = {
             let s = p.shared.lock().expect("relay state");
-            (s.keepalive_out, s.received_close[side.index()])
+            (s.keepalive_sent.is_some(), s.received_close[side.index()])
         };
         let mut finish_after_batch = false;
+        if let Some(st) = streamed.as_mut() {
+            // The next piece of the frame being streamed comes first.
+            let n = usize::try_from(st.remaining).map_or(buf.len(), |r| r.min(buf.len()));
+            let done = n as u64 == st.remaining;
+            let piece = &buf[..n];
+            if st.forward
+                && !text_is_valid(
+                    &mut message,
+                    piece,
+                    st.mask,
+                    st.phase.into(),
+                    st.fin && done,
+                )
+            {
+                // Part of the frame has gone on: the sender is told why once `to` has gone,
+                // and `to`, in the middle of a frame, can only be cut off.
+                let cmd = CloseCommand::new(1007, "invalid UTF-8");
+                {
+                    let mut s = p.shared.lock().expect("relay state");
+                    s.note_initiator("gateway", &cmd);
+                    s.fault[side.index()] = Some(cmd);
+                }
+                p.close_started.notify_one();
+                failed = true;
+                streamed = None;
+                to_open = false;
+                cut_off = true;
+                buf.clear();
+            } else {
+                st.remaining -= n as u64;
+                st.phase = ((st.phase as usize + n) & 3) as u8;
+                pos = n;
+                if st.forward {
+                    bytes += n as u64;
+                    data_seen = true;
+                } else {
+                    run_start = n;
+                }
+                if done {
+                    if st.forward && st.fin {
+                        messages += 1;
+                        message.open = false;
+                    }
+                    streamed = None;
+                }
+            }
+        }
         loop {
             let mut cursor = Cursor::new(&buf[pos..]);
             let (step, opcode, length, end) = match FrameHeader::parse(&mut cursor) {
@@ -944,35 +1150,66 @@ where
                         (step, None, 0, buf.len())
                     } else {
                         let end = start + length as usize;
-                        if end > buf.len() {
-                            // Incomplete: make room for the whole frame and read on.
-                            buf.reserve(end - buf.len());
-                            break;
-                        }
-                        let payload = &mut buf[start..end];
-                        let step = if failed || after_close {
-                            // After its Close (or a protocol error) a side's data is not
-                            // forwarded; only a Close still counts.
-                            let mut none = Fragmented::default();
-                            let unlimited = FrameLimits {
-                                max_frame: None,
-                                max_message: None,
-                            };
-                            match inspect(side, &header, payload, &mut none, unlimited, false) {
-                                Step::Close(cmd) => Step::Close(cmd),
-                                _ => Step::Skip,
+                        let available = buf.len() - start;
+                        match header.opcode {
+                            OpCode::Data(data) if end > buf.len() && length >= STREAM_FROM => {
+                                // Large and incomplete: forwarded as it arrives.
+                                let step = if failed || after_close {
+                                    streamed = Some(Streamed {
+                                        remaining: length - available as u64,
+                                        phase: (available & 3) as u8,
+                                        mask: header.mask,
+                                        fin: header.is_final,
+                                        forward: false,
+                                    });
+                                    Step::Skip
+                                } else {
+                                    begin_stream(
+                                        side,
+                                        &header,
+                                        data,
+                                        length,
+                                        &buf[start..],
+                                        &mut message,
+                                        p.limits,
+                                    )
+                                };
+                                (step, Some(header.opcode), available as u64, buf.len())
                             }
-                        } else {
-                            inspect(
-                                side,
-                                &header,
-                                payload,
-                                &mut message,
-                                p.limits,
-                                keepalive_out,
-                            )
-                        };
-                        (step, Some(header.opcode), length, end)
+                            _ if end > buf.len() => {
+                                // Incomplete: make room for the whole frame and read on.
+                                buf.reserve(end - buf.len());
+                                break;
+                            }
+                            _ => {
+                                let payload = &buf[start..end];
+                                let step = if failed || after_close {
+                                    // After its Close (or a protocol error) a side's data is not
+                                    // forwarded; only a Close still counts.
+                                    let mut none = Fragmented::default();
+                                    let unlimited = FrameLimits {
+                                        max_frame: None,
+                                        max_message: None,
+                                    };
+                                    match inspect(
+                                        side, &header, payload, &mut none, unlimited, false,
+                                    ) {
+                                        Step::Close(cmd) => Step::Close(cmd),
+                                        _ => Step::Skip,
+                                    }
+                                } else {
+                                    inspect(
+                                        side,
+                                        &header,
+                                        payload,
+                                        &mut message,
+                                        p.limits,
+                                        keepalive_out,
+                                    )
+                                };
+                                (step, Some(header.opcode), length, end)
+                            }
+                        }
                     }
                 }
             };
@@ -987,12 +1224,19 @@ where
                     }
                     pos = end;
                 }
+                Step::Stream(st) => {
+                    bytes += length;
+                    data_seen = true;
+                    pos = end;
+                    streamed = Some(st);
+                    break;
+                }
                 Step::Skip => {
                     if to_open && run_start < pos {
                         write_to!(&buf[run_start..pos]);
                     }
                     if opcode == Some(OpCode::Control(Control::Pong)) && !failed {
-                        p.shared.lock().expect("relay state").keepalive_out = false;
+                        p.shared.lock().expect("relay state").keepalive_sent = None;
                     }
                     pos = end;
                     run_start = pos;
@@ -1112,6 +1356,9 @@ where
             pool::give(std::mem::take(&mut buf));
         }
     }
+    // The source has gone.
+    pool::give(buf);
+    end_cut_off!();
 }
 
 #[cfg(test)]
@@ -1157,7 +1404,7 @@ mod tests {
             let mut masked = text.as_bytes()[..cut].to_vec();
             apply_mask(&mut masked, mask);
             assert!(
-                Utf8Stream::default().feed_masked(&masked, mask, true),
+                Utf8Stream::default().feed_masked(&masked, mask, 0, true),
                 "{cut}"
             );
         }
@@ -1165,7 +1412,29 @@ mod tests {
         let mut bad = text.as_bytes()[..1200].to_vec();
         bad[1100] = 0xff;
         apply_mask(&mut bad, mask);
-        assert!(!Utf8Stream::default().feed_masked(&bad, mask, true));
+        assert!(!Utf8Stream::default().feed_masked(&bad, mask, 0, true));
+    }
+
+    /// A streamed frame's text is checked piece by piece, each piece at its own place in the mask.
+    #[test]
+    fn masked_text_in_pieces_is_checked_like_the_whole() {
+        let mask = [0x0f, 0xa0, 0x33, 0xc4];
+        let text = "añ€😀 text in pieces ".repeat(100);
+        let mut masked = text.as_bytes().to_vec();
+        apply_mask(&mut masked, mask);
+        for cut in [1, 2, 3, 5, 511, 513, 1000] {
+            let mut u = Utf8Stream::default();
+            let (a, b) = masked.split_at(cut);
+            assert!(u.feed_masked(a, mask, 0, false), "cut {cut}");
+            assert!(u.feed_masked(b, mask, cut as u64, true), "cut {cut}");
+            // The wrong phase reads other bytes, which are not UTF-8.
+            let mut u = Utf8Stream::default();
+            let valid = u.feed_masked(a, mask, 0, false) && u.feed_masked(b, mask, 0, true);
+            assert!(
+                !valid || cut % 4 == 0,
+                "cut {cut} passed with the wrong phase"
+            );
+        }
     }
 
     fn header(opcode: OpCode, fin: bool, mask: Option<[u8; 4]>) -> FrameHeader {
@@ -1202,7 +1471,7 @@ mod tests {
             code(inspect(
                 Side::Client,
                 &header(text, true, None),
-                &mut [],
+                &[],
                 &mut m,
                 limits(),
                 false
@@ -1213,7 +1482,7 @@ mod tests {
             code(inspect(
                 Side::Backend,
                 &header(text, true, mask),
-                &mut [],
+                &[],
                 &mut m,
                 limits(),
                 false
@@ -1226,7 +1495,7 @@ mod tests {
             code(inspect(
                 Side::Backend,
                 &header(cont, true, None),
-                &mut [],
+                &[],
                 &mut m,
                 limits(),
                 false
@@ -1237,7 +1506,7 @@ mod tests {
             inspect(
                 Side::Backend,
                 &header(text, false, None),
-                &mut b"abc".to_vec(),
+                b"abc",
                 &mut m,
                 limits(),
                 false
@@ -1248,7 +1517,7 @@ mod tests {
             code(inspect(
                 Side::Backend,
                 &header(text, true, None),
-                &mut [],
+                &[],
                 &mut m,
                 limits(),
                 false
@@ -1261,7 +1530,7 @@ mod tests {
             inspect(
                 Side::Backend,
                 &header(text, false, None),
-                &mut b"123456".to_vec(),
+                b"123456",
                 &mut m,
                 limits(),
                 false
@@ -1272,7 +1541,7 @@ mod tests {
             code(inspect(
                 Side::Backend,
                 &header(cont, true, None),
-                &mut b"78901".to_vec(),
+                b"78901",
                 &mut m,
                 limits(),
                 false
@@ -1287,7 +1556,7 @@ mod tests {
             code(inspect(
                 Side::Backend,
                 &header(ping, false, None),
-                &mut [],
+                &[],
                 &mut m,
                 limits(),
                 false
@@ -1298,7 +1567,7 @@ mod tests {
             code(inspect(
                 Side::Backend,
                 &header(close, true, None),
-                &mut [0x03, 0xed],
+                &[0x03, 0xed],
                 &mut m,
                 limits(),
                 false
@@ -1310,7 +1579,7 @@ mod tests {
             code(inspect(
                 Side::Backend,
                 &header(close, true, None),
-                &mut [0x03],
+                &[0x03],
                 &mut m,
                 limits(),
                 false
@@ -1318,7 +1587,7 @@ mod tests {
             Some(1002)
         );
         assert!(
-            matches!(inspect(Side::Backend, &header(close, true, None), &mut [0x03, 0xe8, b'o', b'k'], &mut m, limits(), false), Step::Close(Some(c)) if c.code == 1000 && c.reason == "ok")
+            matches!(inspect(Side::Backend, &header(close, true, None), &[0x03, 0xe8, b'o', b'k'], &mut m, limits(), false), Step::Close(Some(c)) if c.code == 1000 && c.reason == "ok")
         );
     }
 
@@ -1332,7 +1601,7 @@ mod tests {
         let step = inspect(
             Side::Client,
             &header(OpCode::Data(Data::Text), true, Some(mask)),
-            &mut payload,
+            &payload,
             &mut m,
             limits(),
             false,
@@ -1346,7 +1615,7 @@ mod tests {
             code(inspect(
                 Side::Client,
                 &header(OpCode::Data(Data::Text), true, Some(mask)),
-                &mut bad,
+                &bad,
                 &mut m,
                 limits(),
                 false
@@ -1366,7 +1635,7 @@ mod tests {
             inspect(
                 Side::Client,
                 &pong,
-                &mut payload.clone(),
+                &payload.clone(),
                 &mut m,
                 limits(),
                 true
@@ -1374,7 +1643,7 @@ mod tests {
             Step::Skip
         ));
         assert!(matches!(
-            inspect(Side::Client, &pong, &mut payload, &mut m, limits(), false),
+            inspect(Side::Client, &pong, &payload, &mut m, limits(), false),
             Step::Forward
         ));
     }

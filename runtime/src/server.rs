@@ -45,7 +45,7 @@ const MAX_BUSY_REFUSALS: usize = 64;
 /// `wss://` listener), whose TLS handshake counts as part of the WebSocket handshake.
 ///
 /// Connections in their handshake count against `--max-pending-handshakes`, and every
-/// connection (two descriptors once proxied) against the open-file limit less [`RESERVED_FDS`];
+/// connection (two descriptors once proxied) against the open-file limit less `RESERVED_FDS`;
 /// beyond either, a connection is answered 503 at once. When `accept` itself fails for lack of
 /// descriptors (EMFILE), a spare descriptor is given up to take the connection off the backlog,
 /// answer it 503 and close it, instead of leaving it to time out while the loop spins.
@@ -679,7 +679,6 @@ impl Session {
             max_frame: client_config.max_message_size,
             max_message: client_config.max_message_size,
         };
-        // Per-message policies need messages; everything else takes the frame relay.
         // Per-message policies need messages; everything else takes the frame relay. Each pairing
         // of streams is its own task type, so a connection's task is only as large as its relay,
         // and each relay is awaited where it is made (a future passed in and then awaited would

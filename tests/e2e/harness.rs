@@ -935,7 +935,8 @@ pub enum Mode {
     },
     /// Completes the handshake, then never reads nor writes (a backend that hangs mid-stream).
     Stall,
-    /// Sends one binary message of this many bytes, then drops its TCP connection (no Close).
+    /// Sends one binary message of this many bytes (what the gateway takes of it within a second),
+    /// then aborts its TCP connection (a reset: no Close, and no FIN queued behind unsent bytes).
     SendThenVanish(usize),
 }
 
@@ -946,6 +947,13 @@ struct BackendState {
     received: Mutex<Vec<Message>>,
     /// Bytes of data sent and accepted by the socket (flood).
     pushed: AtomicU64,
+}
+
+/// Makes dropping `tcp` reset the connection, as a crashed peer with bytes unsent or unread does.
+/// A graceful close would queue its FIN behind the unsent bytes, which a blocked receiver never
+/// reaches.
+pub fn abort(tcp: &TcpStream) {
+    tcp.set_zero_linger().expect("SO_LINGER");
 }
 
 /// An in-process WebSocket backend on 127.0.0.1.
@@ -1087,7 +1095,11 @@ async fn serve_backend(
         std::future::pending::<()>().await;
     }
     if let Mode::SendThenVanish(bytes) = mode {
-        let _ = ws.send(Message::binary(vec![0x5a; bytes])).await;
+        // The gateway forwards a large frame as it arrives, so toward a client that does not
+        // read, the send blocks once the socket buffers are full.
+        let sending = ws.send(Message::binary(vec![0x5a; bytes]));
+        let _ = tokio::time::timeout(Duration::from_secs(1), sending).await;
+        abort(ws.get_ref());
         drop(ws);
         return;
     }
@@ -1253,6 +1265,13 @@ impl RawClient {
         assert!(head.starts_with("HTTP/1.1 101"), "{head}");
         buffer.drain(..end);
         RawClient { stream, buffer }
+    }
+
+    /// Sends bytes as they are: part of a frame, or several.
+    pub async fn send_raw(&mut self, bytes: &[u8]) {
+        within(STEP, "sending bytes", self.stream.write_all(bytes))
+            .await
+            .expect("write");
     }
 
     /// Sends one frame; `masked` should be true for a client (false breaks the protocol).

@@ -746,27 +746,35 @@ async fn peer_chosen_close_codes_are_bucketed_in_metrics() {
 
 /// A backend that completes the upgrade by hand, sends `hostile` (raw bytes) and returns the close
 /// code of the first Close the gateway sends it (the gateway masks frames toward a backend).
+/// Accepts one connection on `listener` and answers its WebSocket upgrade, byte by byte: a backend
+/// that sees the gateway's frames exactly as they arrive.
+async fn accept_raw_backend(listener: &tokio::net::TcpListener) -> Option<tokio::net::TcpStream> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let (mut s, _) = listener.accept().await.ok()?;
+    let mut head = Vec::new();
+    while !head.ends_with(b"\r\n\r\n") {
+        let mut byte = [0u8; 1];
+        s.read_exact(&mut byte).await.ok()?;
+        head.push(byte[0]);
+    }
+    let head = String::from_utf8_lossy(&head).to_string();
+    let key = head.lines().find_map(|l| {
+        l.to_ascii_lowercase()
+            .strip_prefix("sec-websocket-key:")
+            .map(|_| l[18..].trim().to_string())
+    })?;
+    let accept = tungstenite::handshake::derive_accept_key(key.as_bytes());
+    let response = format!("HTTP/1.1 101 Switching Protocols\r\nupgrade: websocket\r\nconnection: Upgrade\r\nsec-websocket-accept: {accept}\r\n\r\n");
+    s.write_all(response.as_bytes()).await.ok()?;
+    Some(s)
+}
+
 async fn hostile_backend(hostile: Vec<u8>) -> (String, tokio::task::JoinHandle<Option<u16>>) {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let endpoint = format!("ws://{}", listener.local_addr().unwrap());
     let task = tokio::spawn(async move {
-        let (mut s, _) = listener.accept().await.ok()?;
-        let mut head = Vec::new();
-        while !head.ends_with(b"\r\n\r\n") {
-            let mut byte = [0u8; 1];
-            s.read_exact(&mut byte).await.ok()?;
-            head.push(byte[0]);
-        }
-        let head = String::from_utf8_lossy(&head).to_string();
-        let key = head.lines().find_map(|l| {
-            l.to_ascii_lowercase()
-                .strip_prefix("sec-websocket-key:")
-                .map(|_| l[18..].trim().to_string())
-        })?;
-        let accept = tungstenite::handshake::derive_accept_key(key.as_bytes());
-        let response = format!("HTTP/1.1 101 Switching Protocols\r\nupgrade: websocket\r\nconnection: Upgrade\r\nsec-websocket-accept: {accept}\r\n\r\n");
-        s.write_all(response.as_bytes()).await.ok()?;
+        let mut s = accept_raw_backend(&listener).await?;
         s.write_all(&hostile).await.ok()?;
         // The gateway's frames to this backend: skip until its Close.
         loop {
@@ -842,4 +850,159 @@ async fn a_backend_breaking_the_protocol_is_closed_and_nothing_of_it_is_forwarde
         let code = within(STEP, what, backend).await.expect("backend task");
         assert_eq!(code, Some(told), "{what}");
     }
+}
+
+/// What a recording backend has received so far, and whether its connection ended.
+#[derive(Default)]
+struct Recorded {
+    bytes: Vec<u8>,
+    ended: bool,
+}
+
+/// A backend that records every byte the gateway sends it after the handshake, and never answers.
+async fn recording_backend() -> (String, std::sync::Arc<std::sync::Mutex<Recorded>>) {
+    use tokio::io::AsyncReadExt;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let endpoint = format!("ws://{}", listener.local_addr().unwrap());
+    let recorded = std::sync::Arc::new(std::sync::Mutex::new(Recorded::default()));
+    let record = recorded.clone();
+    tokio::spawn(async move {
+        if let Some(mut s) = accept_raw_backend(&listener).await {
+            let mut chunk = vec![0u8; 64 * 1024];
+            // Bounded: the test ends the connection, or the gateway does.
+            while let Ok(Ok(n)) =
+                tokio::time::timeout(Duration::from_secs(30), s.read(&mut chunk)).await
+            {
+                if n == 0 {
+                    break;
+                }
+                record.lock().unwrap().bytes.extend_from_slice(&chunk[..n]);
+            }
+        }
+        record.lock().unwrap().ended = true;
+    });
+    (endpoint, recorded)
+}
+
+/// A large frame goes on as its payload arrives (cut-through), unchanged, instead of waiting in
+/// the gateway until it is whole: the backend has the first part while the client still holds
+/// the rest.
+#[tokio::test]
+async fn a_large_frame_is_forwarded_as_it_arrives() {
+    let (endpoint, recorded) = recording_backend().await;
+    let limits = [
+        "--max-message-bytes",
+        "4194304",
+        "--max-frame-bytes",
+        "4194304",
+    ];
+    let g = gateway_to(&endpoint, &limits).await;
+    let mut c = RawClient::connect(g.addr, "/svc/v1/t").await;
+    for (opcode, payload) in [
+        (
+            opcode::BINARY,
+            (0..2_000_000u32)
+                .map(|i| (i % 251) as u8)
+                .collect::<Vec<u8>>(),
+        ),
+        (opcode::TEXT, "añ€😀 text ".repeat(120_000).into_bytes()),
+    ] {
+        let frame = encode_frame(true, opcode, &payload, true);
+        let before = recorded.lock().unwrap().bytes.len();
+        let first = 300_000;
+        c.send_raw(&frame[..first]).await;
+        let got = eventually(STEP, "the first part reaches the backend", || {
+            let n = recorded.lock().unwrap().bytes.len() - before;
+            (n >= first - 64 * 1024).then_some(n)
+        })
+        .await;
+        assert!(got <= first, "more than was sent: {got}");
+        c.send_raw(&frame[first..]).await;
+        eventually(STEP, "the whole frame reaches the backend", || {
+            (recorded.lock().unwrap().bytes.len() - before >= frame.len()).then_some(())
+        })
+        .await;
+        let r = recorded.lock().unwrap();
+        assert!(
+            r.bytes[before..] == frame[..],
+            "the frame reached the backend changed"
+        );
+    }
+}
+
+/// A text frame streamed in part and then found not to be UTF-8: the client is closed with 1007,
+/// and the backend, which has part of the frame, is cut off (no Close fits in a frame's middle).
+#[tokio::test]
+async fn bad_text_found_in_a_streamed_frame_closes_the_client_1007_and_cuts_off_the_backend() {
+    let (endpoint, recorded) = recording_backend().await;
+    let limits = [
+        "--max-message-bytes",
+        "4194304",
+        "--max-frame-bytes",
+        "4194304",
+    ];
+    let g = gateway_to(&endpoint, &limits).await;
+    let mut c = RawClient::connect(g.addr, "/svc/v1/t").await;
+    let mut payload = vec![b'a'; 1_000_000];
+    payload[700_000] = 0xff;
+    let frame = encode_frame(true, opcode::TEXT, &payload, true);
+    c.send_raw(&frame[..300_000]).await;
+    eventually(STEP, "the first part reaches the backend", || {
+        (!recorded.lock().unwrap().bytes.is_empty()).then_some(())
+    })
+    .await;
+    c.send_raw(&frame[300_000..]).await;
+    assert_eq!(c.expect_close().await, 1007);
+    eventually(STEP, "the backend's connection ends", || {
+        recorded.lock().unwrap().ended.then_some(())
+    })
+    .await;
+    let r = recorded.lock().unwrap();
+    assert!(
+        r.bytes.len() < frame.len() && r.bytes[..] == frame[..r.bytes.len()],
+        "the backend got {} bytes, a prefix of the frame and nothing else",
+        r.bytes.len()
+    );
+}
+
+/// The keepalive ping never lands inside a frame being streamed to the client: it waits for the
+/// frame's end, and its timeout counts from when it went out, so a client busy receiving one long
+/// frame is not closed as silent.
+#[tokio::test]
+async fn a_keepalive_ping_waits_for_the_end_of_a_streamed_frame() {
+    use tokio::io::AsyncWriteExt;
+    let payload: Vec<u8> = (0..600_000u32).map(|i| (i % 253) as u8).collect();
+    let frame = encode_frame(true, opcode::BINARY, &payload, false);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let endpoint = format!("ws://{}", listener.local_addr().unwrap());
+    let sent = frame.clone();
+    let backend = tokio::spawn(async move {
+        let mut s = accept_raw_backend(&listener).await.expect("handshake");
+        s.write_all(&sent[..200_000]).await.unwrap();
+        // Longer than two keepalive intervals, with the client silent.
+        tokio::time::sleep(Duration::from_millis(2500)).await;
+        s.write_all(&sent[200_000..]).await.unwrap();
+        // Held open until the test ends.
+        tokio::time::sleep(Duration::from_secs(20)).await;
+    });
+    let g = gateway_to(&endpoint, &["--keepalive", "1"]).await;
+    let mut c = RawClient::connect(g.addr, "/svc/v1/t").await;
+    let mut pings = 0;
+    loop {
+        match c.read_frame().await {
+            Some((_, opcode::PING, _)) => pings += 1,
+            Some((fin, opcode::BINARY, got)) => {
+                assert!(fin && got == payload, "the frame arrived changed");
+                break;
+            }
+            other => panic!("expected the frame, got {other:?}"),
+        }
+    }
+    // The deferred ping follows the frame, and the connection is still open.
+    match c.read_frame().await {
+        Some((_, opcode::PING, ping)) => c.send_frame(true, opcode::PONG, &ping, true).await,
+        other => panic!("expected the keepalive ping after the frame, got {other:?}"),
+    }
+    assert_eq!(pings, 0, "a ping went out before the frame began");
+    backend.abort();
 }
