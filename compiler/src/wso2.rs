@@ -237,6 +237,17 @@ fn is_unset(key: &str, value: &Node) -> bool {
                 .iter()
                 .all(|t| t.as_str().is_some_and(|t| t.ends_with("Unlimited")))
         }),
+        // Per environment (`production`, `sandbox`), each with its own switch.
+        "endpoint_security" => value.entries().all(|(_, environment)| {
+            is_unset("", environment)
+                || environment
+                    .get("enabled")
+                    .is_some_and(|on| on.as_bool() == Some(false))
+        }),
+        // An ordinary API (not an AI API or another subtype).
+        "subtypeConfiguration" => value.entries().all(|(k, v)| {
+            (k.name == "subtype" && v.as_str() == Some("DEFAULT")) || is_unset(&k.name, v)
+        }),
         "apiThrottlingPolicy" | "throttlingPolicy" => {
             value.as_str().is_some_and(|t| t.ends_with("Unlimited"))
         }

@@ -723,6 +723,17 @@ fn tags_and_a_name_other_than_the_title_are_noted_at_their_line_in_api_yaml() {
     assert_eq!(api.name, "chat-rooms");
 }
 
+/// Backend credentials as apictl writes them when none are set: switched off per environment.
+const ENDPOINT_SECURITY_OFF: &str = "    endpoint_security:
+      production:
+        enabled: false
+        type: basic
+        username: \"\"
+      sandbox:
+        enabled: false
+        type: basic
+";
+
 #[test]
 fn settings_at_their_wso2_defaults_or_switched_off_are_not_reported() {
     let defaults = "  responseCachingEnabled: false
@@ -753,8 +764,15 @@ fn settings_at_their_wso2_defaults_or_switched_off_are_not_reported() {
   apiThrottlingPolicy: Unlimited
   enableSchemaValidation: false
   isRevision: false
+  subtypeConfiguration:
+    subtype: DEFAULT
 ";
-    let api_yaml = small_api_yaml().replace("  type: WS\n", &format!("  type: WS\n{defaults}"));
+    let api_yaml = small_api_yaml()
+        .replace("  type: WS\n", &format!("  type: WS\n{defaults}"))
+        .replace(
+            "  endpointConfig:\n",
+            &format!("  endpointConfig:\n{ENDPOINT_SECURITY_OFF}"),
+        );
     let (export, _) = export_with(&api_yaml);
     let out = compile(&[export.path().to_path_buf()], &Options::default());
     let reported: Vec<&str> = out
@@ -785,7 +803,15 @@ fn settings_at_their_wso2_defaults_or_switched_off_are_not_reported() {
             "apiThrottlingPolicy: Unlimited",
             "apiThrottlingPolicy: Gold",
         );
-    let api_yaml = small_api_yaml().replace("  type: WS\n", &format!("  type: WS\n{set}"));
+    let api_yaml = small_api_yaml()
+        .replace("  type: WS\n", &format!("  type: WS\n{set}"))
+        .replace(
+            "  endpointConfig:\n",
+            &format!(
+                "  endpointConfig:\n{}",
+                ENDPOINT_SECURITY_OFF.replacen("enabled: false", "enabled: true", 1)
+            ),
+        );
     let (export, _) = export_with(&api_yaml);
     let out = compile(&[export.path().to_path_buf()], &Options::default());
     let mut reported: Vec<&str> = out
@@ -803,6 +829,7 @@ fn settings_at_their_wso2_defaults_or_switched_off_are_not_reported() {
             "/data/businessInformation",
             "/data/cacheTimeout",
             "/data/corsConfiguration",
+            "/data/endpointConfig/endpoint_security",
             "/data/keyManagers",
             "/data/monetization",
             "/data/responseCachingEnabled",
