@@ -361,7 +361,9 @@ fn import_report(files: &Files, project: &ApiProject, api: &Api, diags: &mut Vec
 /// does: a scope no security scheme declares, or role bindings other than `x-scopes-bindings`.
 fn scope_difference(api: &Api, entry: &Node) -> Option<String> {
     let scope = entry.get("scope").unwrap_or(entry);
-    let name = scope.get("name").and_then(Node::as_str)?;
+    let Some(name) = scope.get("name").and_then(Node::as_str) else {
+        return Some("a scope without a `name`".to_string());
+    };
     let Some(scheme) = api
         .security_schemes
         .iter()
@@ -397,7 +399,9 @@ fn scope_difference(api: &Api, entry: &Node) -> Option<String> {
 /// says more than the document, if it does. The document's topics are what Portico serves, so an
 /// operation that agrees with its topic carries nothing to drop.
 fn operation_difference(api: &Api, operation: &Node) -> Option<String> {
-    let target = operation.get("target").and_then(Node::as_str)?;
+    let Some(target) = operation.get("target").and_then(Node::as_str) else {
+        return Some("an operation without a `target` names no topic".to_string());
+    };
     let field = |key: &str| operation.get(key).and_then(Node::as_str);
     let verb = field("verb").unwrap_or_default();
     let Some(channel) = api
@@ -421,7 +425,11 @@ fn operation_difference(api: &Api, operation: &Node) -> Option<String> {
     let direction = match verb.to_ascii_uppercase().as_str() {
         "SUBSCRIBE" => Direction::ServerToClient,
         "PUBLISH" => Direction::ClientToServer,
-        _ => return None,
+        _ => {
+            return Some(format!(
+                "`verb: {verb}` of `{target}` is neither SUBSCRIBE nor PUBLISH, so it is not a WebSocket topic"
+            ))
+        }
     };
     let Some(op) = channel.operations.iter().find(|o| o.direction == direction) else {
         return Some(format!(

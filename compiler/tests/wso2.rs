@@ -897,6 +897,16 @@ fn scopes_and_operations_are_reported_only_where_they_say_more_than_the_document
     assert!(found[1].2.contains("`Gold`"), "{}", found[1].2);
     assert!(found[2].2.contains("chat:admin"), "{}", found[2].2);
     assert!(found[3].2.contains("`/alerts`"), "{}", found[3].2);
+    // Entries that name nothing, or a verb WebSocket topics do not have, are reported too.
+    let odd = agreeing
+        .replacen("      target: /rooms/{roomID}\n", "", 1)
+        .replacen("      verb: PUBLISH\n", "      verb: GET\n", 1)
+        .replacen("        name: chat:read\n", "", 1);
+    let pointers: Vec<String> = report(&odd).into_iter().map(|f| f.1).collect();
+    assert_eq!(
+        pointers,
+        ["/data/scopes/0", "/data/operations/0", "/data/operations/1"]
+    );
     // Each at its entry, which starts on the `- id:` line above its target.
     assert_eq!(found[3].0 + 1, pos(&differing, "target: /alerts").0);
 }
