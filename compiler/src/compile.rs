@@ -112,16 +112,8 @@ pub fn compile(inputs: &[PathBuf], options: &Options) -> Compilation {
         let mut api = model::lower(id, version, &resolved);
         if !options.lint {
             let project = crate::wso2::project_for(&mut files, &doc.path, &mut diags);
-            crate::wso2::import_report(&files, &project, &mut diags);
-            // The publisher's description, when the document has none, opens the docs.
-            if api.description.is_none() {
-                api.description = project
-                    .description
-                    .as_ref()
-                    .and_then(Node::as_str)
-                    .filter(|d| !d.trim().is_empty())
-                    .map(str::to_string);
-            }
+            // What api.yaml adds to the document (description, name), and the import report.
+            crate::wso2::import(&files, &project, &mut api, &mut diags);
             let source = SourceRef {
                 file: relative_display(&doc.path, &doc.base),
                 sha256: format!(

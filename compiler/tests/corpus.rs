@@ -1,6 +1,8 @@
 //! The compiler against AsyncAPI documents nobody on this project wrote (`tests/corpus/`, see its
-//! README): the AsyncAPI specification's examples must pass `--lint`, and the AsyncAPI TCK's
-//! verdicts must be matched on at least 99% of its documents.
+//! README): the AsyncAPI specification's examples must pass `--lint`, the AsyncAPI TCK's
+//! verdicts must be matched on at least 99% of its documents, and published documents whose
+//! operations reference a channel's message through a channel `$ref` resolve as the official
+//! parser resolves them.
 //!
 //! Run with `--nocapture` to see the TCK agreement and every disagreement.
 
@@ -277,8 +279,60 @@ fn tck_fragments_are_not_documents() {
             (cols.get(1) == Some(&"fragment")).then_some(cols[0])
         })
         .collect();
-    assert_eq!(fragments.len(), 10);
+    // 10 in the TCK, 3 shared files of public-crossed-refs/.
+    assert_eq!(fragments.len(), 13);
     for f in fragments {
         assert!(!is_document(&corpus().join(f)), "{f} has an `asyncapi` key");
+    }
+}
+
+/// The `verdicts.tsv` rows of `public-crossed-refs/`: (file, expected, official parser's verdict).
+fn crossed_ref_rows() -> Vec<(String, String, String)> {
+    let text = std::fs::read_to_string(corpus().join("verdicts.tsv")).unwrap();
+    text.lines()
+        .map(|l| l.split('\t').collect::<Vec<_>>())
+        .filter(|c| c[0].starts_with("public-crossed-refs/") && c[1] != "fragment")
+        .map(|c| (c[0].to_string(), c[1].to_string(), c[2].to_string()))
+        .collect()
+}
+
+/// Published documents (`public-crossed-refs/`, see the README) whose channel is a `$ref` into
+/// another file and whose operation references `#/channels/echo/messages/echo` through it: the
+/// pointer crosses that `$ref`. Each is accepted or rejected as the official parser does; the
+/// accepted ones have no error at all (no `ref-unresolved`, no operation-messages error) and serve
+/// the message the other file defines.
+#[test]
+fn published_documents_with_crossed_refs_get_the_official_parsers_verdict() {
+    let rows = crossed_ref_rows();
+    assert_eq!(rows.len(), 3, "the public-crossed-refs rows changed");
+    for (file, expected, official) in &rows {
+        assert_eq!(expected, official, "{file}: the README records agreement");
+        let path = corpus().join(file);
+        let out = compile(std::slice::from_ref(&path), &lint());
+        assert_eq!(out.documents.len(), 1, "{file}");
+        let errs = errors(&out);
+        if expected == "valid" {
+            assert!(errs.is_empty(), "{file}: {errs:#?}");
+            let gateway = Options {
+                lint: false,
+                context: Some("/echo".to_string()),
+                ..lint()
+            };
+            let out = compile(std::slice::from_ref(&path), &gateway);
+            assert!(!out.has_errors(), "{file}: {:#?}", errors(&out));
+            let plan = out.plan.expect("a plan");
+            let route = &plan.apis[0].routes[0];
+            let messages = serde_json::to_value(&route.messages).unwrap();
+            assert_eq!(
+                messages["serverToClient"][0]["schema"],
+                serde_json::json!({"type": "string"}),
+                "{file}: the message of commons/messages.yml"
+            );
+        } else {
+            assert!(
+                !errs.is_empty() && errs.iter().all(|e| e.starts_with("ref-unresolved ")),
+                "{file} must fail with ref-unresolved only: {errs:#?}"
+            );
+        }
     }
 }

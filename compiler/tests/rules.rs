@@ -2263,6 +2263,29 @@ fn an_api_yaml_setting_portico_does_not_use_is_a_warning_in_api_yaml() {
 }
 
 #[test]
+fn api_yaml_tags_are_an_info_in_api_yaml_not_a_silent_drop() {
+    let dir = tempfile::tempdir().unwrap();
+    let api_yaml = "type: api\ndata:\n  context: /chat\n  version: 1.0.0\n  tags: [chat]\n";
+    let project = write(dir.path(), "Chat/api.yaml", api_yaml);
+    let spec = write(
+        dir.path(),
+        "Chat/Definitions/asyncapi.yaml",
+        edit(&chat2(), "  context: /chat\n", ""),
+    );
+    let out = compile(std::slice::from_ref(&spec), &gateway());
+    let d = out
+        .diagnostics
+        .iter()
+        .find(|d| d.code == "gateway-import-unused")
+        .unwrap_or_else(|| panic!("{:?}", out.diagnostics));
+    let span = d.span.unwrap();
+    assert_eq!(d.severity, Info);
+    assert_eq!(out.files.path(span.file), project.as_path());
+    assert_eq!((span.line, span.col), pos(api_yaml, "tags"));
+    assert_eq!(d.pointer, "/data/tags");
+}
+
+#[test]
 fn missing_info_description_is_an_info_at_the_info_object() {
     let text = edit(&chat2(), "  description: A chat.\n", "");
     let c = check(&text, &gateway());

@@ -627,3 +627,317 @@ fn a_duplicate_context_from_api_yaml_is_reported_in_api_yaml() {
     assert_eq!((span.line, span.col), pos(&api_yaml, "/chat/{version}"));
     assert_eq!(d.pointer, "/data/context");
 }
+
+/// The realistic export of `docs/wso2-migration.md`: every field apictl writes, most at defaults.
+fn realistic_export() -> PathBuf {
+    workspace().join("compiler/tests/fixtures/wso2-export/ChatAPI-1.0.0")
+}
+
+/// An export in a temporary folder: `api.yaml` as given beside the small chat export's spec.
+fn export_with(api_yaml: &str) -> (tempfile::TempDir, PathBuf) {
+    let export = tempfile::tempdir().unwrap();
+    let project = write(export.path(), "api.yaml", api_yaml);
+    write(export.path(), "Definitions/asyncapi.yaml", spec_text());
+    (export, project)
+}
+
+fn small_api_yaml() -> String {
+    std::fs::read_to_string(chat_export().join("api.yaml")).unwrap()
+}
+
+#[test]
+fn a_description_from_api_yaml_silences_the_missing_description_note() {
+    let with = small_api_yaml().replace(
+        "  name: ChatAPI\n",
+        "  name: ChatAPI\n  description: Chat rooms over WebSocket.\n",
+    );
+    let (export, _) = export_with(&with);
+    let out = compile(&[export.path().to_path_buf()], &Options::default());
+    assert!(
+        !out.diagnostics.iter().any(|d| d.code == "info-description"),
+        "{:#?}",
+        out.diagnostics
+    );
+    assert_eq!(
+        out.apis[0].description.as_deref(),
+        Some("Chat rooms over WebSocket.")
+    );
+    // A blank description describes nothing: the note stays.
+    let blank =
+        small_api_yaml().replace("  name: ChatAPI\n", "  name: ChatAPI\n  description: ' '\n");
+    let (export, _) = export_with(&blank);
+    let out = compile(&[export.path().to_path_buf()], &Options::default());
+    assert!(out.diagnostics.iter().any(|d| d.code == "info-description"));
+}
+
+#[test]
+fn tags_and_a_name_other_than_the_title_are_noted_at_their_line_in_api_yaml() {
+    let api_yaml = small_api_yaml()
+        .replace("  name: ChatAPI\n", "  name: Chat Rooms\n")
+        .replace("  type: WS\n", "  type: WS\n  tags:\n    - chat\n");
+    let (export, project) = export_with(&api_yaml);
+    let out = compile(&[export.path().to_path_buf()], &Options::default());
+    let mut noted: Vec<(u32, String, String)> = out
+        .diagnostics
+        .iter()
+        .filter(|d| d.code == "gateway-import-unused")
+        .map(|d| {
+            assert_eq!(d.severity, portico_compiler::Severity::Info);
+            let span = d.span.unwrap();
+            assert_eq!(out.files.path(span.file), project.as_path());
+            (span.line, d.pointer.clone(), d.message.clone())
+        })
+        .collect();
+    noted.sort();
+    assert_eq!(noted.len(), 2, "{:#?}", out.diagnostics);
+    assert_eq!(noted[0].0, pos(&api_yaml, "name:").0);
+    assert_eq!(noted[0].1, "/data/name");
+    assert!(noted[0].2.contains("`Chat Rooms`"), "{}", noted[0].2);
+    assert_eq!(noted[1].0, pos(&api_yaml, "tags:").0);
+    assert_eq!(noted[1].1, "/data/tags");
+    // The document's title names the API.
+    assert_eq!(out.plan.as_ref().unwrap().apis[0].title, "ChatAPI");
+
+    // The same name, and no tags: nothing to note.
+    let (export, _) = export_with(&small_api_yaml());
+    let out = compile(&[export.path().to_path_buf()], &Options::default());
+    assert!(!out
+        .diagnostics
+        .iter()
+        .any(|d| d.code == "gateway-import-unused"));
+
+    // A document with a blank title is named after api.yaml's `name`.
+    let export = tempfile::tempdir().unwrap();
+    write(
+        export.path(),
+        "api.yaml",
+        small_api_yaml().replace("  name: ChatAPI\n", "  name: Chat Rooms\n"),
+    );
+    write(
+        export.path(),
+        "Definitions/asyncapi.yaml",
+        spec_text().replace("  title: ChatAPI\n", "  title: ''\n"),
+    );
+    let api = compiled_api(export.path(), &Options::default());
+    assert_eq!(api.title, "Chat Rooms");
+    assert_eq!(api.name, "chat-rooms");
+}
+
+/// Backend credentials as apictl writes them when none are set: switched off per environment.
+const ENDPOINT_SECURITY_OFF: &str = "    endpoint_security:
+      production:
+        enabled: false
+        type: basic
+        username: \"\"
+      sandbox:
+        enabled: false
+        type: basic
+";
+
+#[test]
+fn settings_at_their_wso2_defaults_or_switched_off_are_not_reported() {
+    let defaults = "  responseCachingEnabled: false
+  cacheTimeout: 300
+  subscriptionAvailability: CURRENT_TENANT
+  subscriptionAvailableTenants: []
+  keyManagers:
+    - all
+  monetization:
+    enabled: false
+    properties: {}
+  websubSubscriptionConfiguration:
+    enable: false
+    secret: \"\"
+    signingAlgorithm: SHA1
+    signatureHeader: x-hub-signature
+  advertiseInfo:
+    advertised: false
+    apiOwner: admin
+    vendor: WSO2
+  corsConfiguration:
+    corsConfigurationEnabled: false
+    accessControlAllowOrigins:
+      - \"*\"
+  businessInformation:
+    businessOwner: null
+    businessOwnerEmail: \"\"
+  apiThrottlingPolicy: Unlimited
+  enableSchemaValidation: false
+  isRevision: false
+  subtypeConfiguration:
+    subtype: DEFAULT
+";
+    let api_yaml = small_api_yaml()
+        .replace("  type: WS\n", &format!("  type: WS\n{defaults}"))
+        .replace(
+            "  endpointConfig:\n",
+            &format!("  endpointConfig:\n{ENDPOINT_SECURITY_OFF}"),
+        );
+    let (export, _) = export_with(&api_yaml);
+    let out = compile(&[export.path().to_path_buf()], &Options::default());
+    let reported: Vec<&str> = out
+        .diagnostics
+        .iter()
+        .filter(|d| d.code == "gateway-import-ignored")
+        .map(|d| d.pointer.as_str())
+        .collect();
+    assert!(reported.is_empty(), "{reported:?}");
+
+    // Switched on, or set to something Portico ignores, each is reported at its line.
+    let set = defaults
+        .replace(
+            "responseCachingEnabled: false",
+            "responseCachingEnabled: true",
+        )
+        .replace("CURRENT_TENANT", "SPECIFIC_TENANTS")
+        .replace("    - all\n", "    - Resident Key Manager\n")
+        .replace("    enabled: false\n", "    enabled: true\n")
+        .replace("    enable: false\n", "    enable: true\n")
+        .replace("    advertised: false\n", "    advertised: true\n")
+        .replace(
+            "corsConfigurationEnabled: false",
+            "corsConfigurationEnabled: true",
+        )
+        .replace("businessOwner: null", "businessOwner: Jane")
+        .replace(
+            "apiThrottlingPolicy: Unlimited",
+            "apiThrottlingPolicy: Gold",
+        );
+    let api_yaml = small_api_yaml()
+        .replace("  type: WS\n", &format!("  type: WS\n{set}"))
+        .replace(
+            "  endpointConfig:\n",
+            &format!(
+                "  endpointConfig:\n{}",
+                ENDPOINT_SECURITY_OFF.replacen("enabled: false", "enabled: true", 1)
+            ),
+        );
+    let (export, _) = export_with(&api_yaml);
+    let out = compile(&[export.path().to_path_buf()], &Options::default());
+    let mut reported: Vec<&str> = out
+        .diagnostics
+        .iter()
+        .filter(|d| d.code == "gateway-import-ignored")
+        .map(|d| d.pointer.as_str())
+        .collect();
+    reported.sort();
+    assert_eq!(
+        reported,
+        [
+            "/data/advertiseInfo",
+            "/data/apiThrottlingPolicy",
+            "/data/businessInformation",
+            "/data/cacheTimeout",
+            "/data/corsConfiguration",
+            "/data/endpointConfig/endpoint_security",
+            "/data/keyManagers",
+            "/data/monetization",
+            "/data/responseCachingEnabled",
+            "/data/subscriptionAvailability",
+            "/data/websubSubscriptionConfiguration",
+        ]
+    );
+}
+
+#[test]
+fn scopes_and_operations_are_reported_only_where_they_say_more_than_the_document() {
+    let agreeing = std::fs::read_to_string(realistic_export().join("api.yaml")).unwrap();
+    let spec =
+        std::fs::read_to_string(realistic_export().join("Definitions/asyncapi.yaml")).unwrap();
+    let report = |api_yaml: &str| {
+        let export = tempfile::tempdir().unwrap();
+        write(export.path(), "api.yaml", api_yaml);
+        write(export.path(), "Definitions/asyncapi.yaml", &spec);
+        let out = compile(&[export.path().to_path_buf()], &Options::default());
+        let mut found: Vec<(u32, String, String)> = out
+            .diagnostics
+            .iter()
+            .filter(|d| d.code == "gateway-import-ignored")
+            .filter(|d| {
+                d.pointer.starts_with("/data/scopes") || d.pointer.starts_with("/data/operations")
+            })
+            .map(|d| (d.span.unwrap().line, d.pointer.clone(), d.message.clone()))
+            .collect();
+        found.sort();
+        found
+    };
+    assert_eq!(report(&agreeing), []);
+
+    let differing = agreeing
+        // A role the document's x-scopes-bindings does not give.
+        .replacen(
+            "          - admin\n          - subscriber\n",
+            "          - admin\n          - auditor\n",
+            1,
+        )
+        // A tier on one operation, other scopes on another, a topic the document lacks.
+        .replacen(
+            "      throttlingPolicy: Unlimited\n",
+            "      throttlingPolicy: Gold\n",
+            1,
+        )
+        .replace(
+            "      scopes:\n        - chat:write\n",
+            "      scopes:\n        - chat:admin\n",
+        )
+        .replace("      target: /notifications\n", "      target: /alerts\n");
+    let found = report(&differing);
+    let pointers: Vec<&str> = found.iter().map(|f| f.1.as_str()).collect();
+    assert_eq!(
+        pointers,
+        [
+            "/data/scopes/0",
+            "/data/operations/0",
+            "/data/operations/1",
+            "/data/operations/2"
+        ],
+        "{found:#?}"
+    );
+    assert!(found[0].2.contains("auditor"), "{}", found[0].2);
+    assert!(found[1].2.contains("`Gold`"), "{}", found[1].2);
+    assert!(found[2].2.contains("chat:admin"), "{}", found[2].2);
+    assert!(found[3].2.contains("`/alerts`"), "{}", found[3].2);
+    // Entries that name nothing, or a verb WebSocket topics do not have, are reported too.
+    let odd = agreeing
+        .replacen("      target: /rooms/{roomID}\n", "", 1)
+        .replacen("      verb: PUBLISH\n", "      verb: GET\n", 1)
+        .replacen("        name: chat:read\n", "", 1);
+    let pointers: Vec<String> = report(&odd).into_iter().map(|f| f.1).collect();
+    assert_eq!(
+        pointers,
+        ["/data/scopes/0", "/data/operations/0", "/data/operations/1"]
+    );
+    // Each at its entry, which starts on the `- id:` line above its target.
+    assert_eq!(found[3].0 + 1, pos(&differing, "target: /alerts").0);
+}
+
+/// The realistic export's import report, item by item: each warning is something the export sets
+/// that Portico does not serve.
+#[test]
+fn the_realistic_export_reports_only_what_portico_drops() {
+    let out = compile(&[realistic_export()], &Options::default());
+    let mut codes: Vec<(&str, &str)> = out
+        .diagnostics
+        .iter()
+        .map(|d| (d.code, d.pointer.as_str()))
+        .collect();
+    codes.sort();
+    assert_eq!(
+        codes,
+        [
+            // AsyncGold is a tier Portico does not enforce.
+            ("gateway-import-ignored", "/data/additionalProperties"),
+            ("gateway-import-ignored", "/data/businessInformation"),
+            // Enabled, with an origin list.
+            ("gateway-import-ignored", "/data/corsConfiguration"),
+            ("gateway-import-ignored", "/data/policies"),
+            // OAuth2 tokens: which credentials are accepted is the runtime's configuration.
+            ("gateway-import-ignored", "/data/securityScheme"),
+            ("gateway-import-ignored", "/data/visibility"),
+            ("gateway-import-ignored", "/data/visibleRoles"),
+            ("gateway-import-unused", "/data/tags"),
+        ],
+        "{:#?}",
+        out.diagnostics
+    );
+}
