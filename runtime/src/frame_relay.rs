@@ -1,4 +1,7 @@
-//! The frame relay: the fast path for connections whose route has no per-message policy.
+//! The frame relay: the fast path for connections whose route's policies decide each message on its
+//! first frame (no policy, message buckets, per-direction scopes): see
+//! [`MessageGate::decides_on_first_frame`]. A dropped message's frames are read, checked and not
+//! forwarded; its error frame goes to the client.
 //!
 //! nginx tunnels bytes; the message relay ([`crate::relay`]) decodes every frame into a message,
 //! assembles fragments, unmasks and re-masks, and encodes again. Between those two, this relay
@@ -53,6 +56,7 @@ use tokio_tungstenite::tungstenite::protocol::frame::coding::{CloseCode, Control
 use tokio_tungstenite::tungstenite::protocol::frame::FrameHeader;
 
 use crate::metrics::ConnectionMetrics;
+use crate::policy::message::{Direction, DropReason, FrameVerdict, MessageGate};
 use crate::relay::{CloseCommand, RelayOptions, RelayReport, Side};
 
 /// The largest frame the relay takes when no limit is configured.
@@ -269,6 +273,9 @@ struct Signals {
     bits: AtomicU8,
     /// The close to send, with [`CLOSE`].
     close: Mutex<Option<CloseCommand>>,
+    /// Error frames owed to the client for dropped messages, by [`DropReason`] (down pump only;
+    /// with [`INJECT`]). At most [`MAX_OWED`] each: like the message relay's, they are lossy.
+    owed: [AtomicU8; 2],
     waker: AtomicWaker,
 }
 
@@ -278,11 +285,30 @@ const CLOSE: u8 = 1;
 const PING: u8 = 2;
 /// The side this pump reads has completed its close handshake, or must be dropped: stop reading.
 const FINISHED: u8 = 4;
+/// Send the error frames [`Signals::owed`] to the client (down pump only).
+const INJECT: u8 = 8;
+const MAX_OWED: u8 = 8;
+
+fn owed_index(reason: DropReason) -> usize {
+    match reason {
+        DropReason::Throttled => 0,
+        DropReason::Forbidden => 1,
+    }
+}
 
 impl Signals {
     fn raise(&self, bit: u8) {
         self.bits.fetch_or(bit, Ordering::AcqRel);
         self.waker.wake();
+    }
+
+    /// Owes the client one more error frame for a message dropped for `reason`.
+    fn owe(&self, reason: DropReason) {
+        let owed = &self.owed[owed_index(reason)];
+        let _ = owed.fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+            (n < MAX_OWED).then_some(n + 1)
+        });
+        self.raise(INJECT);
     }
 
     /// Asks for a close; the first request wins.
@@ -309,6 +335,7 @@ pub async fn relay_frames<CR, CW, BR, BW>(
     options: RelayOptions,
     metrics: ConnectionMetrics,
     mut commands: watch::Receiver<Option<CloseCommand>>,
+    gate: Option<&MessageGate>,
 ) -> RelayReport
 where
     CR: FrameSource,
@@ -317,18 +344,24 @@ where
     BW: AsyncWrite + Unpin + Send,
 {
     let now = Instant::now();
-    let shared = Mutex::new(Shared {
-        sent_close: [false; 2],
-        received_close: [false; 2],
-        fault: [None, None],
-        last_data: now,
-        last_from_client: now,
-        keepalive_sent: None,
-        report: RelayReport::default(),
-    });
+    let conn = Connection {
+        shared: Mutex::new(Shared {
+            sent_close: [false; 2],
+            received_close: [false; 2],
+            fault: [None, None],
+            last_data: now,
+            last_from_client: now,
+            keepalive_sent: None,
+            report: RelayReport::default(),
+        }),
+        close_started: Notify::new(),
+        metrics,
+        write_timeout: options.write_timeout,
+        gate,
+    };
+    let (shared, close_started) = (&conn.shared, &conn.close_started);
     // The up pump's and the down pump's signals.
     let signals = [Signals::default(), Signals::default()];
-    let close_started = Notify::new();
     let supervise = async {
         let tick = options
             .keepalive
@@ -403,10 +436,7 @@ where
                     side: Side::Client,
                     own: &signals[Side::Client.index()],
                     other: &signals[Side::Backend.index()],
-                    close_started: &close_started,
-                    shared: &shared,
-                    metrics: &metrics,
-                    write_timeout: options.write_timeout,
+                    conn: &conn,
                     limits: client.limits,
                 },
                 client.read,
@@ -418,10 +448,7 @@ where
                     side: Side::Backend,
                     own: &signals[Side::Backend.index()],
                     other: &signals[Side::Client.index()],
-                    close_started: &close_started,
-                    shared: &shared,
-                    metrics: &metrics,
-                    write_timeout: options.write_timeout,
+                    conn: &conn,
                     limits: backend.limits,
                 },
                 backend.read,
@@ -441,6 +468,17 @@ where
     report
 }
 
+/// What both pumps of a connection share; one reference in each pump.
+struct Connection<'a> {
+    shared: Mutex<Shared>,
+    /// Notified when either side starts closing: the supervisor stops and the close grace runs.
+    close_started: Notify,
+    metrics: ConnectionMetrics,
+    write_timeout: Option<Duration>,
+    /// The connection's per-message policies, decided on each message's first frame.
+    gate: Option<&'a MessageGate>,
+}
+
 /// What one direction needs besides its source and its sink.
 struct Pump<'a> {
     /// The side this pump reads.
@@ -449,10 +487,7 @@ struct Pump<'a> {
     own: &'a Signals,
     /// Requests to the other pump.
     other: &'a Signals,
-    close_started: &'a Notify,
-    shared: &'a Mutex<Shared>,
-    metrics: &'a ConnectionMetrics,
-    write_timeout: Option<Duration>,
+    conn: &'a Connection<'a>,
     limits: FrameLimits,
 }
 
@@ -461,6 +496,8 @@ struct Pump<'a> {
 struct Fragmented {
     /// Whether a data message has started and not yet ended (its FIN frame not seen).
     open: bool,
+    /// The gate dropped it: its frames are read and checked, not forwarded.
+    dropped: bool,
     text: bool,
     len: usize,
     utf8: Utf8Stream,
@@ -567,10 +604,27 @@ enum Step {
     Close(Option<CloseCommand>),
     /// The sender broke the protocol: close it with this code.
     Fail(CloseCommand),
+    /// The gate refused the message: close both sides with this.
+    Refuse(CloseCommand),
 }
 
 fn protocol_error(why: &str) -> Step {
     Step::Fail(CloseCommand::new(1002, why))
+}
+
+/// What becomes of a checked frame of a message the gate dropped: it is read, not forwarded.
+fn dropped_frame(step: Step, message: &mut Fragmented) -> Step {
+    match step {
+        Step::Stream(st) => Step::Stream(Streamed {
+            forward: false,
+            ..st
+        }),
+        Step::ForwardMessage => {
+            message.dropped = false;
+            Step::Skip
+        }
+        _ => Step::Skip,
+    }
 }
 
 /// The rules a frame's first bytes decide: reserved bits, and the mask each side must (not) use.
@@ -744,10 +798,31 @@ fn close_frame(to: Side, cmd: &CloseCommand) -> Vec<u8> {
         end -= 1;
     }
     payload.extend_from_slice(&cmd.reason.as_bytes()[..end]);
-    control_frame(to, OpCode::Control(Control::Close), payload)
+    gateway_frame(to, OpCode::Control(Control::Close), payload)
 }
 
-fn control_frame(to: Side, opcode: OpCode, mut payload: Vec<u8>) -> Vec<u8> {
+/// The error frames owed to the client, taken from `owed`, in one buffer.
+fn owed_frames(owed: &[AtomicU8; 2]) -> Vec<u8> {
+    let mut frames = Vec::new();
+    for reason in [DropReason::Throttled, DropReason::Forbidden] {
+        for _ in 0..owed[owed_index(reason)].swap(0, Ordering::AcqRel) {
+            frames.extend_from_slice(&error_frame(reason));
+        }
+    }
+    frames
+}
+
+/// The text frame that tells the client a message was dropped.
+fn error_frame(reason: DropReason) -> Vec<u8> {
+    gateway_frame(
+        Side::Client,
+        OpCode::Data(Data::Text),
+        reason.error_frame().into_bytes(),
+    )
+}
+
+/// A frame from the gateway itself (close, ping, error text), masked toward the backend.
+fn gateway_frame(to: Side, opcode: OpCode, mut payload: Vec<u8>) -> Vec<u8> {
     let mask = (to == Side::Backend).then(rand::random::<[u8; 4]>);
     let header = FrameHeader {
         opcode,
@@ -880,8 +955,8 @@ where
     let side = p.side;
     let dest = side.other();
     let (message_counter, byte_counter) = match side {
-        Side::Client => (&p.metrics.up_messages, &p.metrics.up_bytes),
-        Side::Backend => (&p.metrics.down_messages, &p.metrics.down_bytes),
+        Side::Client => (&p.conn.metrics.up_messages, &p.conn.metrics.up_bytes),
+        Side::Backend => (&p.conn.metrics.down_messages, &p.conn.metrics.down_bytes),
     };
     let max_frame = p.limits.max_frame.unwrap_or(UNLIMITED_FRAME);
     // What the side sent right behind its handshake is parsed before anything is read.
@@ -901,7 +976,7 @@ where
     // Runs one guarded write to `to`; false if `to` is no longer usable.
     macro_rules! write_to {
         ($bytes:expr) => {{
-            match guarded(&mut to, $bytes, &mut from, &mut held, p.write_timeout).await {
+            match guarded(&mut to, $bytes, &mut from, &mut held, p.conn.write_timeout).await {
                 Written::Ok => true,
                 Written::Failed => {
                     to_open = false;
@@ -916,11 +991,12 @@ where
                 Written::TimedOut => {
                     to_open = false;
                     let cmd = CloseCommand::new(1011, format!("{} write timeout", dest.name()));
-                    p.shared
+                    p.conn
+                        .shared
                         .lock()
                         .expect("relay state")
                         .note_initiator("gateway", &cmd);
-                    p.close_started.notify_one();
+                    p.conn.close_started.notify_one();
                     p.other.close(cmd);
                     false
                 }
@@ -936,14 +1012,14 @@ where
                 to_open = false;
                 let frame = close_frame(dest, &cmd);
                 let done = {
-                    let mut s = p.shared.lock().expect("relay state");
+                    let mut s = p.conn.shared.lock().expect("relay state");
                     s.sent_close[dest.index()] = true;
                     s.received_close[dest.index()]
                 };
                 if done {
                     p.other.raise(FINISHED);
                 }
-                let _ = guarded(&mut to, &frame, &mut from, &mut held, p.write_timeout).await;
+                let _ = guarded(&mut to, &frame, &mut from, &mut held, p.conn.write_timeout).await;
             }
         }};
     }
@@ -966,25 +1042,29 @@ where
         // While a frame is streamed to `to`, a Close or a ping for it waits until the frame ends
         // (the close grace bounds that wait for the gateway's own closes).
         let mid_frame = to_open && streamed.as_ref().is_some_and(|s| s.forward);
-        let deferred = if mid_frame { CLOSE | PING } else { 0 };
+        let deferred = if mid_frame { CLOSE | PING | INJECT } else { 0 };
         // Signals first: a flood from the source must not keep a close or a keepalive from going out.
         if p.own.pending(deferred) {
             let bits = p.own.take(deferred);
             if bits & CLOSE != 0 {
                 let cmd = p.own.close.lock().expect("relay signals").take();
                 if let Some(cmd) = cmd {
-                    p.close_started.notify_one();
+                    p.conn.close_started.notify_one();
                     close_to!(cmd);
                 }
             }
             if bits & PING != 0 && to_open {
-                let ping = control_frame(
+                let ping = gateway_frame(
                     Side::Client,
                     OpCode::Control(Control::Ping),
                     KEEPALIVE_PAYLOAD.to_vec(),
                 );
-                p.shared.lock().expect("relay state").keepalive_sent = Some(Instant::now());
+                p.conn.shared.lock().expect("relay state").keepalive_sent = Some(Instant::now());
                 write_to!(&ping);
+            }
+            if bits & INJECT != 0 && to_open {
+                let frames = owed_frames(&p.own.owed);
+                write_to!(&frames);
             }
             if bits & FINISHED != 0 {
                 pool::give(std::mem::take(&mut buf));
@@ -995,7 +1075,7 @@ where
         if source_left {
             // A write to `to` was abandoned half-way: nothing more can be said to it, so the
             // connection ends here for both sides.
-            p.close_started.notify_one();
+            p.conn.close_started.notify_one();
             p.other.raise(FINISHED);
             pool::give(std::mem::take(&mut buf));
             return;
@@ -1048,10 +1128,10 @@ where
         }
         if ended {
             // The source is gone (after its Close or without one).
-            p.close_started.notify_one();
+            p.conn.close_started.notify_one();
             if to_open {
                 let (cmd, faulty) = {
-                    let mut s = p.shared.lock().expect("relay state");
+                    let mut s = p.conn.shared.lock().expect("relay state");
                     let fault = s.fault[dest.index()].take();
                     let faulty = fault.is_some();
                     let cmd = fault.unwrap_or_else(|| {
@@ -1080,10 +1160,12 @@ where
         let mut bytes = 0u64;
         let mut data_seen = false;
         let (keepalive_out, mut after_close) = {
-            let s = p.shared.lock().expect("relay state");
+            let s = p.conn.shared.lock().expect("relay state");
             (s.keepalive_sent.is_some(), s.received_close[side.index()])
         };
         let mut finish_after_batch = false;
+        // The error frame owed to the client for a backend message the gate drops.
+        let mut owed_here: Option<DropReason> = None;
         if let Some(st) = streamed.as_mut() {
             // The next piece of the frame being streamed comes first.
             let n = usize::try_from(st.remaining).map_or(buf.len(), |r| r.min(buf.len()));
@@ -1102,11 +1184,11 @@ where
                 // and `to`, in the middle of a frame, can only be cut off.
                 let cmd = CloseCommand::new(1007, "invalid UTF-8");
                 {
-                    let mut s = p.shared.lock().expect("relay state");
+                    let mut s = p.conn.shared.lock().expect("relay state");
                     s.note_initiator("gateway", &cmd);
                     s.fault[side.index()] = Some(cmd);
                 }
-                p.close_started.notify_one();
+                p.conn.close_started.notify_one();
                 failed = true;
                 streamed = None;
                 to_open = false;
@@ -1123,9 +1205,12 @@ where
                     run_start = n;
                 }
                 if done {
-                    if st.forward && st.fin {
-                        messages += 1;
+                    if st.fin {
+                        if st.forward {
+                            messages += 1;
+                        }
                         message.open = false;
+                        message.dropped = false;
                     }
                     streamed = None;
                 }
@@ -1213,6 +1298,45 @@ where
                     }
                 }
             };
+            let step = match (step, p.conn.gate) {
+                (step @ (Step::Forward | Step::ForwardMessage | Step::Stream(_)), gate)
+                    if matches!(opcode, Some(OpCode::Data(_))) =>
+                {
+                    let starts = matches!(opcode, Some(OpCode::Data(Data::Text | Data::Binary)));
+                    let verdict = match gate {
+                        Some(gate) if starts => gate.admit_message(match side {
+                            Side::Client => Direction::ClientToServer,
+                            Side::Backend => Direction::ServerToClient,
+                        }),
+                        _ => FrameVerdict::Forward,
+                    };
+                    match verdict {
+                        FrameVerdict::Forward if !message.dropped => step,
+                        FrameVerdict::Forward => dropped_frame(step, &mut message),
+                        FrameVerdict::Drop(reason) => {
+                            message.dropped = true;
+                            match side {
+                                // The client's writer is the other pump's.
+                                Side::Client => p.other.owe(reason),
+                                // In place of the message (written where it is skipped).
+                                Side::Backend => owed_here = Some(reason),
+                            }
+                            dropped_frame(step, &mut message)
+                        }
+                        FrameVerdict::Close { code, reason } => {
+                            if let Step::Stream(st) = step {
+                                // The rest of the frame is read, not forwarded.
+                                streamed = Some(Streamed {
+                                    forward: false,
+                                    ..st
+                                });
+                            }
+                            Step::Refuse(CloseCommand::new(code, reason))
+                        }
+                    }
+                }
+                (step, _) => step,
+            };
             match step {
                 Step::Forward | Step::ForwardMessage => {
                     if matches!(opcode, Some(OpCode::Data(_))) {
@@ -1225,18 +1349,56 @@ where
                     pos = end;
                 }
                 Step::Stream(st) => {
-                    bytes += length;
-                    data_seen = true;
+                    if st.forward {
+                        bytes += length;
+                        data_seen = true;
+                        streamed = Some(st);
+                    } else {
+                        streamed = Some(st);
+                        if to_open && run_start < pos {
+                            write_to!(&buf[run_start..pos]);
+                        }
+                        if let Some(reason) = owed_here.take() {
+                            if to_open {
+                                write_to!(&error_frame(reason));
+                            }
+                        }
+                        run_start = end;
+                    }
                     pos = end;
-                    streamed = Some(st);
+                    break;
+                }
+                Step::Refuse(cmd) => {
+                    p.conn.close_started.notify_one();
+                    p.conn
+                        .shared
+                        .lock()
+                        .expect("relay state")
+                        .note_initiator("gateway", &cmd);
+                    // The other pump closes the side this one reads; this one closes `to` at the
+                    // top of the loop, after what came before the refused message.
+                    p.other.close(cmd.clone());
+                    p.own.close(cmd);
+                    if to_open && run_start < pos {
+                        write_to!(&buf[run_start..pos]);
+                    }
+                    pos = end;
+                    run_start = pos;
+                    // What follows is looked at (for a Close) once `to` is closed.
+                    unparsed = true;
                     break;
                 }
                 Step::Skip => {
                     if to_open && run_start < pos {
                         write_to!(&buf[run_start..pos]);
                     }
+                    if let Some(reason) = owed_here.take() {
+                        if to_open {
+                            write_to!(&error_frame(reason));
+                        }
+                    }
                     if opcode == Some(OpCode::Control(Control::Pong)) && !failed {
-                        p.shared.lock().expect("relay state").keepalive_sent = None;
+                        p.conn.shared.lock().expect("relay state").keepalive_sent = None;
                     }
                     pos = end;
                     run_start = pos;
@@ -1245,9 +1407,9 @@ where
                     if to_open && run_start < pos {
                         write_to!(&buf[run_start..pos]);
                     }
-                    p.close_started.notify_one();
+                    p.conn.close_started.notify_one();
                     let (fault, already_closed, complete) = {
-                        let mut s = p.shared.lock().expect("relay state");
+                        let mut s = p.conn.shared.lock().expect("relay state");
                         if s.report.initiator.is_empty() {
                             s.report.initiator = side.name();
                             s.report.code = cmd.as_ref().map(|c| c.code);
@@ -1274,7 +1436,7 @@ where
                             None => {
                                 to_open = false;
                                 let done = {
-                                    let mut s = p.shared.lock().expect("relay state");
+                                    let mut s = p.conn.shared.lock().expect("relay state");
                                     s.sent_close[dest.index()] = true;
                                     s.received_close[dest.index()]
                                 };
@@ -1296,10 +1458,10 @@ where
                     if to_open && run_start < pos {
                         write_to!(&buf[run_start..pos]);
                     }
-                    p.close_started.notify_one();
+                    p.conn.close_started.notify_one();
                     failed = true;
                     {
-                        let mut s = p.shared.lock().expect("relay state");
+                        let mut s = p.conn.shared.lock().expect("relay state");
                         s.note_initiator("gateway", &cmd);
                         s.fault[side.index()] = Some(cmd);
                     }
@@ -1320,7 +1482,7 @@ where
         }
         if data_seen || side == Side::Client {
             let now = Instant::now();
-            let mut s = p.shared.lock().expect("relay state");
+            let mut s = p.conn.shared.lock().expect("relay state");
             if side == Side::Client {
                 s.last_from_client = now;
             }
@@ -1713,6 +1875,7 @@ mod size {
             options,
             ConnectionMetrics::new(&metrics, "api", "/route"),
             commands,
+            None,
         );
         let size = std::mem::size_of_val(&relay);
         assert!(size <= 3 * 1024, "the relay future takes {size} bytes");

@@ -9,7 +9,7 @@
 //! The journey of a message: [`server`] accepts, reads the handshake, matches a route in the current
 //! [`routes::RouteTable`], checks limits ([`connections`]), connects the backend ([`backend`],
 //! [`builtin`]) and only then completes the upgrade; [`frame_relay`] forwards frames both ways (or
-//! [`relay`], messages, when the route has a per-message policy). The journey
+//! [`relay`], messages, when a route's policies need whole messages). The journey
 //! of a spec change: [`reload`] watches, recompiles, swaps and closes what vanished. [`admin`]
 //! serves health, readiness, metrics, the plan summary and the API docs.
 

@@ -26,7 +26,7 @@ use crate::frame_relay::{relay_frames, Endpoint, FrameLimits, FrameSource, Stash
 use crate::http::{read_head, write_text, HeadError, RequestHead};
 use crate::metrics::{CloseLabels, ConnectionMetrics, StatusLabels};
 use crate::policy::grant::{Grant, KeyType};
-use crate::policy::message::{Admission, Checked};
+use crate::policy::message::{Admission, Checked, MessageGate};
 use crate::policy::throttle::ConnectionSlot;
 use crate::refusal::Refusal;
 use crate::relay::{relay, RelayOptions, RelayReport};
@@ -679,12 +679,18 @@ impl Session {
             max_frame: client_config.max_message_size,
             max_message: client_config.max_message_size,
         };
-        // Per-message policies need messages; everything else takes the frame relay. Each pairing
-        // of streams is its own task type, so a connection's task is only as large as its relay,
-        // and each relay is awaited where it is made (a future passed in and then awaited would
-        // take its space twice).
+        // Policies that need whole messages (validation, bytes buckets) take the message relay;
+        // everything else, scopes and message buckets included, the frame relay, which decides
+        // each message on its first frame. Each pairing of streams is its own task type, so a
+        // connection's task is only as large as its relay, and each relay is awaited where it is
+        // made (a future passed in and then awaited would take its space twice). The gate is
+        // boxed: a pointer in every connection's task instead of the gate itself.
+        let gate = match gate {
+            Some(gate) if !gate.decides_on_first_frame() => Err(gate),
+            gate => Ok(gate.map(Box::new)),
+        };
         let (gate, backend, client) = match (gate, backend, client) {
-            (None, BackendSocket::Plain(mut backend), ClientStream::Plain(mut client)) => {
+            (Ok(gate), BackendSocket::Plain(mut backend), ClientStream::Plain(mut client)) => {
                 tokio::spawn(async move {
                     let backend_leftover = std::mem::take(&mut backend.leftover);
                     let (cr, cw) = client.split();
@@ -705,13 +711,14 @@ impl Session {
                         options,
                         m,
                         commands,
+                        gate.as_deref(),
                     )
                     .await;
                     end.finish(report);
                 });
                 return;
             }
-            (None, BackendSocket::Plain(mut backend), ClientStream::Tls(mut client)) => {
+            (Ok(gate), BackendSocket::Plain(mut backend), ClientStream::Tls(mut client)) => {
                 tokio::spawn(async move {
                     let backend_leftover = std::mem::take(&mut backend.leftover);
                     let (cr, cw) = tokio::io::split(client.as_mut());
@@ -732,13 +739,14 @@ impl Session {
                         options,
                         m,
                         commands,
+                        gate.as_deref(),
                     )
                     .await;
                     end.finish(report);
                 });
                 return;
             }
-            (None, backend @ BackendSocket::Tls(_), client) => {
+            (Ok(gate), backend @ BackendSocket::Tls(_), client) => {
                 // A TLS backend: owned halves (tokio's split, a lock per call, is what a TLS
                 // stream needs to be read and written at once).
                 match (client, backend) {
@@ -763,6 +771,7 @@ impl Session {
                             options,
                             m,
                             commands,
+                            gate,
                             end,
                         );
                     }
@@ -787,6 +796,7 @@ impl Session {
                             options,
                             m,
                             commands,
+                            gate,
                             end,
                         );
                     }
@@ -794,7 +804,8 @@ impl Session {
                 }
                 return;
             }
-            other => other,
+            (Ok(gate), backend, client) => (gate.map(|gate| *gate), backend, client),
+            (Err(gate), backend, client) => (Some(gate), backend, client),
         };
         spawn_relay(
             async move {
@@ -827,6 +838,7 @@ fn spawn_frames<CR, CW, BR, BW>(
     options: RelayOptions,
     metrics: ConnectionMetrics,
     commands: tokio::sync::watch::Receiver<Option<crate::relay::CloseCommand>>,
+    gate: Option<Box<MessageGate>>,
     end: Ended,
 ) where
     CR: FrameSource + 'static,
@@ -835,7 +847,8 @@ fn spawn_frames<CR, CW, BR, BW>(
     BW: tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
     tokio::spawn(async move {
-        let report = relay_frames(client, backend, options, metrics, commands).await;
+        let report =
+            relay_frames(client, backend, options, metrics, commands, gate.as_deref()).await;
         end.finish(report);
     });
 }

@@ -7,6 +7,11 @@ use crate::harness::*;
 /// receives `post` (client → backend) and sends `event` (backend → client), both `chat` messages,
 /// and the channel's ws binding requires a `lang` query parameter.
 fn api(name: &str, extra: &str) -> String {
+    api_to(name, "echo:", extra)
+}
+
+/// [`api`] relaying to `endpoint`.
+fn api_to(name: &str, endpoint: &str, extra: &str) -> String {
     let extra: String = extra.lines().map(|l| format!("  {l}\n")).collect();
     format!(
         r#"asyncapi: 3.0.0
@@ -17,7 +22,7 @@ info:
 x-gateway:
   context: /{name}
   endpoints:
-    production: 'echo:'
+    production: '{endpoint}'
 {extra}channels:
   room:
     address: /room
@@ -244,5 +249,137 @@ async fn invalid_payloads_under_each_policy() {
                 && metrics.contains(&format!("policy=\"{policy}\"")),
             "{direction} {policy}: {metrics}"
         );
+    }
+}
+
+/// Message buckets and the throttle's close, on a remote backend: the frame relay decides each
+/// message on its first frame, counts a fragmented message once, drops all of a refused one (the
+/// backend never sees a stray fragment), and passes pings through, which shows it is the frame
+/// relay (the message relay answers them itself).
+#[tokio::test]
+async fn the_frame_relay_throttles_messages_counted_by_their_last_fragment() {
+    let backend = Backend::start(Mode::Echo).await;
+    let endpoint = backend.endpoint();
+    let g = Gateway::builder()
+        .spec(
+            "up.yaml",
+            api_to("up", &endpoint, "throttling:\n  client: {messages: 4/hour}"),
+        )
+        .spec(
+            "down.yaml",
+            api_to(
+                "down",
+                &endpoint,
+                "throttling:\n  client: {messages: 3/hour}",
+            ),
+        )
+        .spec(
+            "shut.yaml",
+            api_to(
+                "shut",
+                &endpoint,
+                "throttling:\n  client: {messages: 1/hour}\n  onThrottle: close",
+            ),
+        )
+        .start()
+        .await;
+
+    // 4 draws: a fragmented message and its echo, then "c" and its echo.
+    let mut c = RawClient::connect(g.addr, "/up/1/room?lang=en").await;
+    c.send_frame(false, opcode::TEXT, b"a", true).await;
+    c.send_frame(true, opcode::CONTINUATION, b"b", true).await;
+    assert_eq!(
+        c.read_frame().await,
+        Some((true, opcode::TEXT, b"ab".to_vec()))
+    );
+    c.send_frame(true, opcode::TEXT, b"c", true).await;
+    assert_eq!(
+        c.read_frame().await,
+        Some((true, opcode::TEXT, b"c".to_vec()))
+    );
+    // The next message is refused on its first fragment; none of it is forwarded.
+    c.send_frame(false, opcode::TEXT, b"d", true).await;
+    c.send_frame(false, opcode::CONTINUATION, b"e", true).await;
+    c.send_frame(true, opcode::CONTINUATION, b"f", true).await;
+    let (_, op, text) = c.read_frame().await.expect("the error frame");
+    assert_eq!(
+        (op, String::from_utf8_lossy(&text).as_ref()),
+        (opcode::TEXT, THROTTLED)
+    );
+    // The connection goes on; the ping reaches the backend, which answers it.
+    c.send_frame(true, opcode::PING, b"still here", true).await;
+    assert_eq!(
+        c.read_frame().await,
+        Some((true, opcode::PONG, b"still here".to_vec()))
+    );
+    let texts: Vec<String> = backend
+        .received()
+        .iter()
+        .filter_map(|m| match m {
+            Message::Text(t) => Some(t.as_str().to_string()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(texts, ["ab", "c"]);
+    assert!(
+        backend
+            .received()
+            .iter()
+            .any(|m| matches!(m, Message::Ping(p) if &p[..] == b"still here")),
+        "the ping was not passed through: not the frame relay"
+    );
+
+    // 3 draws: a, its echo, b pass; b's echo is replaced by the error frame on its way down.
+    let mut c = connect(&g.url("/down/1/room?lang=en")).await;
+    send(&mut c, "a").await;
+    assert_eq!(recv_text(&mut c).await, "a");
+    send(&mut c, "b").await;
+    assert_eq!(recv_text(&mut c).await, THROTTLED);
+    echo_ping(&mut c).await;
+
+    // onThrottle: close closes both sides with 4003.
+    let mut c = connect(&g.url("/shut/1/room?lang=en")).await;
+    send(&mut c, "only one").await;
+    let (code, reason) = expect_close(&mut c).await;
+    assert_eq!(
+        (code, reason.as_str()),
+        (4003, "Websocket frame throttled out")
+    );
+    eventually(STEP, "the backend is closed with 4003", || {
+        backend
+            .received()
+            .iter()
+            .any(|m| matches!(m, Message::Close(Some(f)) if u16::from(f.code) == 4003))
+            .then_some(())
+    })
+    .await;
+
+    let metrics = g.metrics().await;
+    for series in [
+        "portico_messages_throttled_total{api=\"up\",route=\"/up/1/room\",direction=\"client_to_backend\",tier=\"custom\"}",
+        "portico_messages_throttled_total{api=\"down\",route=\"/down/1/room\",direction=\"backend_to_client\",tier=\"custom\"}",
+    ] {
+        assert_eq!(metric(&metrics, series), Some(1.0), "{series}\n{metrics}");
+    }
+}
+
+/// A ping answered: the connection is open and in order.
+async fn echo_ping(c: &mut Client) {
+    within(
+        STEP,
+        "pinging",
+        c.send(Message::Ping(b"ok".to_vec().into())),
+    )
+    .await
+    .expect("ping");
+    loop {
+        match within(STEP, "the pong", c.next()).await {
+            Some(Ok(Message::Pong(p))) => {
+                assert_eq!(&p[..], b"ok");
+                return;
+            }
+            Some(Ok(Message::Ping(_))) => continue,
+            other => panic!("expected the pong, got {other:?}"),
+        }
     }
 }

@@ -508,6 +508,83 @@ pub struct MessageGate<L: Limiter = LocalLimiter> {
     forbidden: [bool; 2],
 }
 
+/// Why a message the frame relay decided on is dropped; the client gets this error frame.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DropReason {
+    Throttled,
+    Forbidden,
+}
+
+impl DropReason {
+    /// The text frame sent to the client in place of (or, client to server, for) the message.
+    pub fn error_frame(self) -> String {
+        match self {
+            DropReason::Throttled => error_frame(THROTTLED_CODE, THROTTLED_TEXT),
+            DropReason::Forbidden => error_frame(FORBIDDEN_CODE, FORBIDDEN_TEXT),
+        }
+    }
+}
+
+/// What the frame relay does with a message, decided on its first frame.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum FrameVerdict {
+    Forward,
+    Drop(DropReason),
+    Close { code: u16, reason: &'static str },
+}
+
+impl MessageGate<LocalLimiter> {
+    /// Whether the frame relay can apply this gate: it decides a message on its first frame,
+    /// before the payload is read, so the gate may need neither validation (the message whole)
+    /// nor a bytes bucket (its length, unknown until its last fragment).
+    pub fn decides_on_first_frame(&self) -> bool {
+        self.route.validator.is_none()
+            && self
+                .charges
+                .iter()
+                .flatten()
+                .all(|(_, unit)| *unit == Unit::Messages)
+    }
+
+    /// [`MessageGate::inspect`] for the frame relay: the direction's scopes, then its message
+    /// buckets, for a message known only by its direction. Only for gates that
+    /// [decide on the first frame](Self::decides_on_first_frame).
+    pub fn admit_message(&self, direction: Direction) -> FrameVerdict {
+        let side = match direction {
+            Direction::ClientToServer => 0,
+            Direction::ServerToClient => 1,
+        };
+        if self.forbidden[side] {
+            return FrameVerdict::Drop(DropReason::Forbidden);
+        }
+        let plan = &self.charges[side];
+        if plan.is_empty() {
+            return FrameVerdict::Forward;
+        }
+        let charges: Vec<Charge<'_>> = plan
+            .iter()
+            .map(|(bucket, _)| Charge {
+                bucket: *bucket,
+                client: &self.client,
+                cells: 1,
+            })
+            .collect();
+        match self.api.limiter.decide_now(&charges) {
+            Decision::Allow => FrameVerdict::Forward,
+            Decision::Deny(_) => {
+                self.throttled[side].inc();
+                match self.api.on_throttle {
+                    OnThrottle::Drop => FrameVerdict::Drop(DropReason::Throttled),
+                    OnThrottle::Close => FrameVerdict::Close {
+                        code: THROTTLED_CODE,
+                        reason: THROTTLED_TEXT,
+                    },
+                }
+            }
+        }
+    }
+}
+
 impl<L: Limiter> MessageGate<L> {
     /// Decides what happens to one message. Control frames are always forwarded.
     pub async fn inspect(&self, direction: Direction, message: &Message) -> Verdict {
@@ -869,6 +946,68 @@ mod tests {
             );
             assert!(out.contains("tier=\"custom\""), "{out}");
         }
+    }
+
+    #[test]
+    fn the_frame_relay_takes_gates_that_decide_on_the_first_frame() {
+        let throttling = ApiThrottling {
+            client: Some(messages(2)),
+            ..ApiThrottling::default()
+        };
+        let (t, _) = traffic(&api(route(), Some(throttling), &[]));
+        let g = gate(&t, "alice");
+        assert!(g.decides_on_first_frame());
+        // The same buckets as `inspect`, one draw per message, both ways.
+        assert_eq!(
+            g.admit_message(Direction::ClientToServer),
+            FrameVerdict::Forward
+        );
+        assert_eq!(
+            g.admit_message(Direction::ServerToClient),
+            FrameVerdict::Forward
+        );
+        assert_eq!(
+            g.admit_message(Direction::ClientToServer),
+            FrameVerdict::Drop(DropReason::Throttled)
+        );
+        assert_eq!(
+            DropReason::Throttled.error_frame(),
+            r#"{"error":{"code":4003,"message":"Websocket frame throttled out"}}"#
+        );
+        let closing = ApiThrottling {
+            api: Some(messages(1)),
+            on_throttle: OnThrottle::Close,
+            ..ApiThrottling::default()
+        };
+        let (t, _) = traffic(&api(route(), Some(closing), &[]));
+        let g = gate(&t, "a");
+        assert_eq!(
+            g.admit_message(Direction::ServerToClient),
+            FrameVerdict::Forward
+        );
+        assert_eq!(
+            g.admit_message(Direction::ServerToClient),
+            FrameVerdict::Close {
+                code: 4003,
+                reason: THROTTLED_TEXT
+            }
+        );
+        // A bytes bucket needs the message's length, validation the whole message: neither is
+        // decided on a first frame.
+        let bytes = ApiThrottling {
+            client: Some(Bucket {
+                bytes: Some(Rate {
+                    limit: 1000,
+                    period_seconds: 60,
+                }),
+                ..Bucket::default()
+            }),
+            ..ApiThrottling::default()
+        };
+        let (t, _) = traffic(&api(route(), Some(bytes), &[]));
+        assert!(!gate(&t, "a").decides_on_first_frame());
+        let (t, _) = validated(ValidationPolicy::Report, ValidationPolicy::Report, false);
+        assert!(!gate(&t, "a").decides_on_first_frame());
     }
 
     #[test]

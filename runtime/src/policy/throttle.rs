@@ -217,7 +217,9 @@ impl LocalLimiter {
             .sum()
     }
 
-    fn decide_now(&self, charges: &[Charge<'_>]) -> Decision {
+    /// [`Limiter::decide`] without a future: the in-process buckets never wait, and the frame
+    /// relay decides in the middle of parsing a batch of frames.
+    pub fn decide_now(&self, charges: &[Charge<'_>]) -> Decision {
         if self.decisions.fetch_add(1, Ordering::Relaxed) % SIZE_CHECK_EVERY == SIZE_CHECK_EVERY - 1
         {
             let over = self.buckets.iter().any(|b| match b {
