@@ -7,6 +7,7 @@
 # MATRIX=1 adds 1 KiB and 64 KiB messages and 1,000 connections. TOOL picks the load generator:
 # `rust` (tests/src/bin/load.rs, tokio-tungstenite; the default), `python` (scripts/pingpong.py,
 # Python `websockets`; an independent implementation, see docs/benchmarks.md) or `both`.
+# Portico is measured twice: its plain route and the same route with a per-client message bucket.
 # The backend is `echo-backend` (tokio-tungstenite). nginx is Debian's package, configured as a
 # plain WebSocket reverse proxy (installed with apt when missing).
 # BASELINE=path/to/another/runtime adds that build as a "baseline" row to every table, in the same
@@ -37,6 +38,15 @@ cat > "$WORK/specs/bench.yaml" <<YAML
 asyncapi: 3.0.0
 info: {title: Bench, version: '1'}
 x-gateway: {context: /bench, endpoints: {production: 'ws://127.0.0.1:$ECHO'}}
+channels:
+  echo: {address: /echo, x-auth-type: None, x-uri-mapping: /}
+YAML
+# The same API with a per-client message bucket too large to refuse anything: the cost of a
+# policy on the frame relay (one bucket draw per message).
+cat > "$WORK/specs/bench-bucket.yaml" <<YAML
+asyncapi: 3.0.0
+info: {title: Bench bucket, version: '1'}
+x-gateway: {context: /bucket, endpoints: {production: 'ws://127.0.0.1:$ECHO'}, throttling: {client: {messages: 1G/s}}}
 channels:
   echo: {address: /echo, x-auth-type: None, x-uri-mapping: /}
 YAML
@@ -111,6 +121,7 @@ table() { # tool conns size
   echo "|---|---|---|---|---|"
   row "$tool" "$conns" "$size" direct "ws://127.0.0.1:$ECHO/"
   row "$tool" "$conns" "$size" portico "ws://127.0.0.1:$GW/bench/1/echo" $GW_PID
+  row "$tool" "$conns" "$size" "portico, message bucket" "ws://127.0.0.1:$GW/bucket/1/echo" $GW_PID
   if [ -n "${BASELINE:-}" ]; then row "$tool" "$conns" "$size" baseline "ws://127.0.0.1:$BASE/bench/1/echo" $BASE_PID; fi
   row "$tool" "$conns" "$size" nginx "ws://127.0.0.1:$NG/" $(nginx_pids)
   echo
