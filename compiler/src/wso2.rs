@@ -373,13 +373,7 @@ fn scope_difference(api: &Api, entry: &Node) -> Option<String> {
             "scope `{name}` is not declared by the AsyncAPI document's security schemes, which is where Portico reads scopes"
         ));
     };
-    let roles: Vec<&str> = scope
-        .get("bindings")
-        .and_then(Node::as_seq)
-        .unwrap_or(&[])
-        .iter()
-        .filter_map(Node::as_str)
-        .collect();
+    let roles = strings_at(scope, "bindings");
     let declared: Vec<&str> = scheme
         .scope_bindings
         .iter()
@@ -398,6 +392,16 @@ fn scope_difference(api: &Api, entry: &Node) -> Option<String> {
 /// Why an `api.yaml` operation (`{target, verb, authType, scopes, uriMapping, throttlingPolicy}`)
 /// says more than the document, if it does. The document's topics are what Portico serves, so an
 /// operation that agrees with its topic carries nothing to drop.
+/// The strings of the list under `key` (none when it is missing or not a list).
+fn strings_at<'a>(node: &'a Node, key: &str) -> Vec<&'a str> {
+    node.get(key)
+        .and_then(Node::as_seq)
+        .unwrap_or(&[])
+        .iter()
+        .filter_map(Node::as_str)
+        .collect()
+}
+
 fn operation_difference(api: &Api, operation: &Node) -> Option<String> {
     let Some(target) = operation.get("target").and_then(Node::as_str) else {
         return Some("an operation without a `target` names no topic".to_string());
@@ -445,13 +449,7 @@ fn operation_difference(api: &Api, operation: &Node) -> Option<String> {
             ));
         }
     }
-    let scopes: Vec<&str> = operation
-        .get("scopes")
-        .and_then(Node::as_seq)
-        .unwrap_or(&[])
-        .iter()
-        .filter_map(Node::as_str)
-        .collect();
+    let scopes = strings_at(operation, "scopes");
     let documented: Vec<&str> = op.scopes.iter().map(|s| s.value.as_str()).collect();
     if scopes.len() != documented.len() || !scopes.iter().all(|s| documented.contains(s)) {
         return Some(format!(

@@ -517,6 +517,19 @@ struct Streamed {
     forward: bool,
 }
 
+impl Streamed {
+    /// The rest of a frame of `length` payload bytes of which `available` have arrived.
+    fn rest_of(header: &FrameHeader, length: u64, available: usize, forward: bool) -> Self {
+        Streamed {
+            remaining: length - available as u64,
+            phase: (available & 3) as u8,
+            mask: header.mask,
+            fin: header.is_final,
+            forward,
+        }
+    }
+}
+
 /// UTF-8 checked frame by frame: a character split across frames is carried over.
 #[derive(Default)]
 struct Utf8Stream {
@@ -711,13 +724,7 @@ fn begin_stream(
     if !text_is_valid(message, available, header.mask, 0, false) {
         return Step::Fail(CloseCommand::new(1007, "invalid UTF-8"));
     }
-    Step::Stream(Streamed {
-        remaining: length - available.len() as u64,
-        phase: (available.len() & 3) as u8,
-        mask: header.mask,
-        fin: header.is_final,
-        forward: true,
-    })
+    Step::Stream(Streamed::rest_of(header, length, available.len(), true))
 }
 
 /// Looks at one complete frame from `side` (its payload in place, masked as sent) and decides.
@@ -1241,13 +1248,8 @@ where
                             OpCode::Data(data) if end > buf.len() && length >= STREAM_FROM => {
                                 // Large and incomplete: forwarded as it arrives.
                                 let step = if failed || after_close {
-                                    streamed = Some(Streamed {
-                                        remaining: length - available as u64,
-                                        phase: (available & 3) as u8,
-                                        mask: header.mask,
-                                        fin: header.is_final,
-                                        forward: false,
-                                    });
+                                    streamed =
+                                        Some(Streamed::rest_of(&header, length, available, false));
                                     Step::Skip
                                 } else {
                                     begin_stream(

@@ -884,19 +884,21 @@ async fn recording_backend() -> (String, std::sync::Arc<std::sync::Mutex<Recorde
     (endpoint, recorded)
 }
 
+/// Limits that admit the multi-megabyte frames of the cut-through tests.
+const LARGE_FRAMES: [&str; 4] = [
+    "--max-message-bytes",
+    "4194304",
+    "--max-frame-bytes",
+    "4194304",
+];
+
 /// A large frame goes on as its payload arrives (cut-through), unchanged, instead of waiting in
 /// the gateway until it is whole: the backend has the first part while the client still holds
 /// the rest.
 #[tokio::test]
 async fn a_large_frame_is_forwarded_as_it_arrives() {
     let (endpoint, recorded) = recording_backend().await;
-    let limits = [
-        "--max-message-bytes",
-        "4194304",
-        "--max-frame-bytes",
-        "4194304",
-    ];
-    let g = gateway_to(&endpoint, &limits).await;
+    let g = gateway_to(&endpoint, &LARGE_FRAMES).await;
     let mut c = RawClient::connect(g.addr, "/svc/v1/t").await;
     for (opcode, payload) in [
         (
@@ -935,13 +937,7 @@ async fn a_large_frame_is_forwarded_as_it_arrives() {
 #[tokio::test]
 async fn bad_text_found_in_a_streamed_frame_closes_the_client_1007_and_cuts_off_the_backend() {
     let (endpoint, recorded) = recording_backend().await;
-    let limits = [
-        "--max-message-bytes",
-        "4194304",
-        "--max-frame-bytes",
-        "4194304",
-    ];
-    let g = gateway_to(&endpoint, &limits).await;
+    let g = gateway_to(&endpoint, &LARGE_FRAMES).await;
     let mut c = RawClient::connect(g.addr, "/svc/v1/t").await;
     let mut payload = vec![b'a'; 1_000_000];
     payload[700_000] = 0xff;
