@@ -1002,3 +1002,28 @@ async fn a_keepalive_ping_waits_for_the_end_of_a_streamed_frame() {
     assert_eq!(pings, 0, "a ping went out before the frame began");
     backend.abort();
 }
+
+/// The same from a backend: text found not to be UTF-8 after part of a large frame reached the
+/// client. The client, in the middle of a frame, is cut off (its connection ends without a Close);
+/// the backend is told why (1007) once the client's side is gone.
+#[tokio::test]
+async fn a_backend_streaming_bad_text_is_told_1007_and_the_client_is_cut_off() {
+    let mut payload = vec![b'a'; 1_000_000];
+    payload[700_000] = 0xff;
+    let (endpoint, backend) =
+        hostile_backend(encode_frame(true, opcode::TEXT, &payload, false)).await;
+    let g = gateway_to(&endpoint, &LARGE_FRAMES).await;
+    let mut c = RawClient::connect(g.addr, "/svc/v1/t").await;
+    // The client gets part of the frame, then its connection ends.
+    assert_eq!(
+        c.read_frame().await,
+        None,
+        "the client got a whole frame or a Close"
+    );
+    // A client whose connection ended closes its socket; then the backend is told.
+    drop(c);
+    let code = within(STEP, "the backend's close", backend)
+        .await
+        .expect("backend task");
+    assert_eq!(code, Some(1007));
+}
